@@ -1,0 +1,5 @@
+import sys
+
+from nfd_hook.cli import main
+
+sys.exit(main())

@@ -1,0 +1,74 @@
+"""`ncs2-nfd-hook`: print the node features NFD's local source should carry.
+
+Exit status: 0 with the features on stdout (none when no stick is found), 1 when the bus
+cannot be read (NFD keeps nothing from a failing hook, which is right: "cannot tell" must
+not read as "no stick"), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nfd_hook import __version__, discovery, labels
+
+PROG = "ncs2-nfd-hook"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Print the Intel Movidius compute sticks of this node as "
+        "node-feature-discovery local-source features.",
+    )
+    parser.add_argument(
+        "--sysfs-root", default="/sys", metavar="PATH",
+        help="root of the sysfs tree to read (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--format", choices=("nfd", "json"), default="nfd",
+        help="nfd: feature-file lines; json: every device record and the labels "
+        "(default: %(default)s)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def render_json(found: discovery.Discovery, sysfs_root: str) -> str:
+    # json is imported here so the default nfd path does not pay for it.
+    import json
+
+    document = {
+        "sysfs_root": sysfs_root,
+        "count": len(found.counted),
+        "devices": found.records(),
+        "labels": found.feature_labels(),
+        "annotations": found.name_annotations(),
+        "warnings": list(found.warnings),
+    }
+    return json.dumps(document, indent=2, ensure_ascii=True) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        found = discovery.discover(args.sysfs_root)
+    except discovery.SysfsError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+    for warning in found.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    if args.format == "json":
+        sys.stdout.write(render_json(found, args.sysfs_root))
+    else:
+        sys.stdout.write(labels.render_nfd(found.feature_labels()))
+    if not found.counted:
+        where = "no USB bus in sysfs" if not found.has_usb_bus else "none on the USB bus"
+        print(f"{PROG}: no Intel Movidius compute stick found ({where})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
