@@ -1,0 +1,5 @@
+import sys
+
+from labeller.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""The feature file in NFD's features.d, written so NFD never reads a partial one.
+
+NFD reads every regular top-level file of features.d, on a timer up to v0.18 and, from
+v0.19, on an fsnotify event that drops further events within the same second. So the
+content is written to a temp file in a hidden subdirectory (NFD skips subdirectories and
+its watch is not recursive), synced, then renamed over the final name: NFD sees exactly
+one event, on a complete file. The `# +expiry-time` directive makes NFD drop the labels
+by itself if this process dies; the file is refreshed well before that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+from collections.abc import Mapping
+
+from nfd_hook import labels
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "ncs2"
+TEMP_DIR = ".ncs2-tmp"
+# NFD (v0.14+) skips feature files larger than this.
+NFD_MAX_FILE_BYTES = 64 * 1024
+# Refresh once this fraction of the expiry has passed, leaving two thirds as margin.
+REFRESH_FRACTION = 1 / 3
+
+
+def expiry_directive(expires_at: float) -> str:
+    stamp = datetime.datetime.fromtimestamp(expires_at, datetime.timezone.utc)
+    return f"# +expiry-time={stamp.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
+
+
+def render(features: Mapping[str, str], expires_at: float) -> str:
+    """The whole file: the expiry directive, then the hook's lines."""
+    content = expiry_directive(expires_at) + labels.render_nfd(features)
+    if len(content.encode()) > NFD_MAX_FILE_BYTES:
+        raise ValueError(f"feature file would be {len(content)} bytes, over NFD's limit")
+    return content
+
+
+class FeatureFile:
+    """One feature file, its last written labels, and when it needs a refresh."""
+
+    def __init__(self, directory: str, expiry: float) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, FILE_NAME)
+        self.expiry = expiry
+        self.written: dict[str, str] | None = None
+        self.written_at: float | None = None
+
+    def refresh_due_at(self) -> float | None:
+        """Wall time at which the file must be rewritten to stay unexpired."""
+        if self.written_at is None:
+            return None
+        return self.written_at + self.expiry * REFRESH_FRACTION
+
+    def needs_write(self, features: Mapping[str, str], now: float) -> bool:
+        if self.written != dict(features):
+            return True
+        due = self.refresh_due_at()
+        return due is not None and now >= due
+
+    def write(self, features: Mapping[str, str], now: float) -> None:
+        """Replace the file atomically; OSError leaves the old file in place."""
+        content = render(features, now + self.expiry)
+        temp_dir = os.path.join(self.directory, TEMP_DIR)
+        os.makedirs(temp_dir, exist_ok=True)
+        temp = os.path.join(temp_dir, f"{FILE_NAME}.{os.getpid()}")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                data = content.encode()
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temp, self.path)
+        except BaseException:
+            _remove_quietly(temp)
+            raise
+        _fsync_dir(self.directory)
+        self.written = dict(features)
+        self.written_at = now
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _fsync_dir(directory: str) -> None:
+    # The rename is durable only once the directory is synced; failing that is not worth
+    # failing the write for (some filesystems refuse fsync on directories).
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,226 @@
+"""The Kubernetes API: one Node, our keys only, errors sorted into what to do next.
+
+The labeller owns `intel.com/ncs2` and everything under `ncs2.intel.com/`, and nothing
+else: a patch sets the keys it wants and nulls the owned keys it no longer wants, as one
+JSON merge patch (`null` deletes a key; other keys are untouched). Nothing is sent when
+the Node already matches.
+
+Every `ApiException` and transport error is translated here, in one place, into
+`Temporary` (retry later, with a delay) or `Permanent` (log once, wait for a change or
+the next resync): the rest of the labeller never sees the client's exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypedDict, cast
+
+from labeller import metrics
+from nfd_hook import labels
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+# (connect, read) in whole seconds: clients up to 35 ignore a float timeout.
+REQUEST_TIMEOUT = (5, 15)
+# Longest Status message kept in a log line: bodies come from the server, unbounded.
+MESSAGE_MAX = 200
+RBAC_HINT = (
+    'grant the ServiceAccount "get" and "patch" on "nodes" (ClusterRole ncs2-labeller in '
+    "deploy/base)"
+)
+
+
+class ApiError(Exception):
+    """A failed API call, already explained for a log line."""
+
+
+class Temporary(ApiError):
+    """Worth retrying: 5xx, 429, 409, timeouts, refused or dropped connections."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Permanent(ApiError):
+    """Not worth retrying until something changes: 401, 403, 404, 422, bad config."""
+
+
+class ObjectMeta(TypedDict, total=False):
+    name: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    resourceVersion: str
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the Node should carry under our keys."""
+
+    annotations: Mapping[str, str]
+    labels: Mapping[str, str] | None  # None: labels are NFD's, leave them alone
+
+
+def _owned_diff(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str | None]:
+    diff: dict[str, str | None] = {
+        key: value for key, value in wanted.items() if current.get(key) != value
+    }
+    for key in current:
+        if labels.is_owned_key(key) and key not in wanted:
+            diff[key] = None
+    return diff
+
+
+def node_patch(meta: ObjectMeta, desired: Desired) -> dict[str, Any] | None:
+    """The merge patch that brings `meta` to `desired`, or None when it already matches."""
+    changes: dict[str, Any] = {}
+    annotations = _owned_diff(meta.get("annotations") or {}, desired.annotations)
+    if annotations:
+        changes["annotations"] = annotations
+    if desired.labels is not None:
+        label_changes = _owned_diff(meta.get("labels") or {}, desired.labels)
+        if label_changes:
+            changes["labels"] = label_changes
+    return {"metadata": changes} if changes else None
+
+
+def describe_patch(patch: Mapping[str, Any]) -> str:
+    """`set a, b; removed c` for a log line."""
+    meta = patch.get("metadata", {})
+    set_keys = [k for part in meta.values() for k, v in part.items() if v is not None]
+    removed = [k for part in meta.values() for k, v in part.items() if v is None]
+    words = []
+    if set_keys:
+        words.append("set " + ", ".join(sorted(set_keys)))
+    if removed:
+        words.append("removed " + ", ".join(sorted(removed)))
+    return "; ".join(words)
+
+
+def _status_message(body: str | bytes | None) -> str:
+    import json
+
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    try:
+        message = json.loads(body or "").get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    message = " ".join(str(message).split())
+    return message[:MESSAGE_MAX]
+
+
+def translate(exc: Exception, node: str, verb: str) -> ApiError:
+    """Our error for an exception raised by the client during `verb` on `node`."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(exc, ApiException):
+        status = exc.status or 0
+        detail = _status_message(exc.body)
+        if status == 403:
+            return Permanent(f"forbidden to {verb} node {node}: {RBAC_HINT}"
+                             + (f" (server: {detail})" if detail else ""))
+        if status == 401:
+            return Permanent(f"unauthorized to {verb} node {node}: the token was rejected")
+        if status == 404:
+            return Permanent(f"node {node} does not exist")
+        if status == 422:
+            return Permanent(f"the server rejected the {verb} of node {node}: {detail}")
+        if status == 429 or status == 409 or status >= 500:
+            retry_after = _retry_after(exc)
+            reason = exc.reason or "error"
+            return Temporary(f"{verb} node {node} failed with {status} {reason}",
+                             retry_after)
+        return Permanent(f"{verb} node {node} failed with {status}: {detail}")
+    if isinstance(exc, (HTTPError, OSError)):
+        return Temporary(f"{verb} node {node} failed: {_transport_reason(exc)}")
+    raise exc
+
+
+def _retry_after(exc: Any) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _transport_reason(exc: Exception) -> str:
+    from urllib3.exceptions import MaxRetryError
+
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return "timed out"
+    if "NewConnection" in name or isinstance(exc, ConnectionRefusedError):
+        return "connection refused or unreachable"
+    if "Protocol" in name or "RemoteDisconnected" in str(exc):
+        return "connection dropped"
+    return name
+
+
+class NodeApi:
+    """GET and merge-PATCH of one Node through the official client."""
+
+    def __init__(self, node: str, kubeconfig: str) -> None:
+        self.node = node
+        self._api = _core_api(kubeconfig)
+
+    def get(self) -> ObjectMeta:
+        return self._call("get", self._api.read_node, self.node)
+
+    def patch(self, body: Mapping[str, Any]) -> ObjectMeta:
+        return self._call("patch", self._api.patch_node, self.node, body)
+
+    def _call(self, verb: str, method: Any, *args: Any) -> ObjectMeta:
+        try:
+            response = method(*args, _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
+            meta = _meta(response.data)
+        except Exception as exc:
+            metrics.API_REQUESTS.labels(verb=verb, outcome="error").inc()
+            raise translate(exc, self.node, verb) from exc
+        metrics.API_REQUESTS.labels(verb=verb, outcome="ok").inc()
+        return meta
+
+
+def _meta(data: bytes) -> ObjectMeta:
+    import json
+
+    document = json.loads(data)
+    meta = document.get("metadata") if isinstance(document, dict) else None
+    return cast(ObjectMeta, meta if isinstance(meta, dict) else {})
+
+
+def _core_api(kubeconfig: str) -> Any:
+    """A CoreV1Api that sends merge patches and leaves retries to us."""
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
+    # The client ships no type hints worth checking against.
+    client: Any = k8s_client
+    config: Any = k8s_config
+
+    configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+    except (ConfigException, OSError, ValueError) as exc:
+        source = kubeconfig or "the in-cluster service account"
+        raise Permanent(f"cannot load Kubernetes credentials from {source}: {exc}") from exc
+    # urllib3 would otherwise retry on its own, hiding faults and doubling requests; the
+    # labeller has its own backoff.
+    configuration.retries = 0
+    api_client: Any = client.ApiClient(configuration)
+    # patch_node sends a strategic merge patch by default; `_content_type` exists only from
+    # client 36, a default header works on every version.
+    api_client.set_default_header("Content-Type", MERGE_PATCH)
+    return client.CoreV1Api(api_client)

@@ -1,0 +1,160 @@
+"""One settings object, built from flags and their `NCS2_*` environment twins.
+
+Every flag has an environment twin so that a DaemonSet can configure the labeller without
+rewriting its command; a flag given on the command line wins over its twin. The node name
+also comes from `NODE_NAME` (the downward API's usual name) and the kubeconfig from
+`KUBECONFIG`, as in every Kubernetes tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from nfd_hook import __version__
+
+ENV_PREFIX = "NCS2_"
+# NFD reads feature files from this fixed path inside the worker; no flag of NFD's
+# changes it, so ours defaults to it.
+DEFAULT_FEATURES_DIR = "/etc/kubernetes/node-feature-discovery/features.d"
+DEFAULT_METRICS_ADDRESS = ":8089"
+# A stick re-enumerating on firmware boot is gone for up to 15 s (OpenVINO's own wait).
+DEFAULT_REMOVAL_GRACE = 20.0
+DEFAULT_DEBOUNCE = 1.0
+DEFAULT_RESYNC = 60.0
+DEFAULT_EXPIRY = 600.0
+# NFD re-reads features.d every 60 s before v0.19: a shorter expiry could lapse unseen.
+MIN_EXPIRY = 30.0
+# The loop turns over every second; a scan or write stuck this long is a hung process.
+DEFAULT_STALL_LIMIT = 30.0
+
+
+class UsageError(Exception):
+    """Flags that contradict each other or make no sense; exit status 2."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    node_name: str
+    kubeconfig: str
+    sysfs_root: str
+    features_dir: str
+    udev_source: str
+    resync_interval: float
+    debounce: float
+    removal_grace: float
+    expiry: float
+    write_labels: bool
+    no_api: bool
+    metrics_address: str
+    stall_limit: float
+    once: bool
+    log_level: str
+    log_format: str
+
+
+def _env_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("", "0", "false", "no", "off"):
+        return False
+    raise UsageError(f"not a boolean: {value[:40]!r}")
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    def twin(flag: str, default: str) -> str:
+        return env.get(ENV_PREFIX + flag.upper().replace("-", "_"), default)
+
+    parser = argparse.ArgumentParser(
+        prog="ncs2-labeller",
+        description="Keep NFD's feature file and this Node's annotations true to the "
+        "Intel Movidius compute sticks plugged into the node. Every flag can also be set "
+        f"through an environment variable {ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}LOG_LEVEL).",
+    )
+    add = parser.add_argument
+    add("--node-name", default=twin("node-name", env.get("NODE_NAME", "")),
+        help="the Node to annotate (default: $NODE_NAME, from the downward API)")
+    add("--kubeconfig", default=twin("kubeconfig", env.get("KUBECONFIG", "")),
+        help="kubeconfig file; empty means the in-cluster config (default: $KUBECONFIG)")
+    add("--sysfs-root", default=twin("sysfs-root", "/sys"), metavar="PATH",
+        help="root of the sysfs tree to scan (default: %(default)s)")
+    add("--features-dir", default=twin("features-dir", DEFAULT_FEATURES_DIR), metavar="DIR",
+        help="NFD's features.d directory; the file written there is named ncs2 "
+        "(default: %(default)s)")
+    add("--udev-source", choices=("kernel", "udev"), default=twin("udev-source", "kernel"),
+        help="kernel: the kernel's uevents, heard in any pod; udev: udevd's rebroadcast, "
+        "needs hostNetwork and /run/udev (default: %(default)s)")
+    add("--resync-interval", type=float, metavar="SECONDS",
+        default=float(twin("resync-interval", str(DEFAULT_RESYNC))),
+        help="rescan sysfs and re-check the Node this often (default: %(default)s)")
+    add("--debounce", type=float, metavar="SECONDS",
+        default=float(twin("debounce", str(DEFAULT_DEBOUNCE))),
+        help="wait this long after the last USB event before publishing additions "
+        "(default: %(default)s)")
+    add("--removal-grace", type=float, metavar="SECONDS",
+        default=float(twin("removal-grace", str(DEFAULT_REMOVAL_GRACE))),
+        help="publish a removal only once a stick has been gone this long, so a stick "
+        "re-enumerating on firmware boot changes nothing (default: %(default)s)")
+    add("--expiry", type=float, metavar="SECONDS",
+        default=float(twin("expiry", str(DEFAULT_EXPIRY))),
+        help="NFD drops the labels this long after the last refresh, so they vanish if "
+        "the labeller is gone (default: %(default)s)")
+    add("--write-labels", action="store_true",
+        default=_env_bool(twin("write-labels", "false")),
+        help="also patch the labels directly on the Node, for clusters without NFD")
+    add("--no-api", action="store_true", default=_env_bool(twin("no-api", "false")),
+        help="maintain only the feature file; do not talk to the Kubernetes API")
+    add("--metrics-address", default=twin("metrics-address", DEFAULT_METRICS_ADDRESS),
+        metavar="[HOST]:PORT",
+        help="serve /metrics, /healthz and /readyz here; empty turns it off "
+        "(default: %(default)s)")
+    add("--stall-limit", type=float, metavar="SECONDS",
+        default=float(twin("stall-limit", str(DEFAULT_STALL_LIMIT))),
+        help="/healthz fails when the event loop has not turned over for this long "
+        "(default: %(default)s)")
+    add("--once", action="store_true", default=_env_bool(twin("once", "false")),
+        help="discover, write and patch once, then exit (non-zero if a step failed)")
+    add("--log-level", choices=("debug", "info", "warning", "error"),
+        default=twin("log-level", "info").lower())
+    add("--log-format", choices=("text", "json"), default=twin("log-format", "text").lower())
+    add("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `argv` and `env`; UsageError or argparse's exit on bad usage."""
+    env = os.environ if env is None else env
+    try:
+        parser = build_parser(env)
+    except ValueError as exc:  # an environment twin that is not a number
+        raise UsageError(f"bad environment setting: {exc}") from exc
+    args = parser.parse_args(argv)
+    settings = Settings(**vars(args))
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if not s.no_api and not s.node_name:
+        raise UsageError("no node name: set --node-name or NODE_NAME, or pass --no-api")
+    if s.no_api and s.write_labels:
+        raise UsageError("--write-labels needs the API; it contradicts --no-api")
+    for name in ("resync_interval", "debounce", "removal_grace", "expiry", "stall_limit"):
+        value = getattr(s, name)
+        if not value >= 0 or value == float("inf"):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number >= 0")
+    if s.metrics_address:
+        _, sep, port = s.metrics_address.rpartition(":")
+        if not sep or not port.isdigit() or int(port) > 65535:
+            raise UsageError(f"--metrics-address must be [HOST]:PORT or empty, "
+                             f"not {s.metrics_address[:60]!r}")
+    if s.resync_interval < 1:
+        raise UsageError("--resync-interval must be at least 1 second")
+    if s.expiry < MIN_EXPIRY:
+        raise UsageError(f"--expiry must be at least {MIN_EXPIRY:.0f} seconds")
+    if s.expiry <= s.resync_interval:
+        raise UsageError("--expiry must be longer than --resync-interval, or the labels "
+                         "would expire between two refreshes")

@@ -1,0 +1,66 @@
+"""The Node patch touches our keys only and is empty when nothing changed."""
+
+from __future__ import annotations
+
+from labeller import kube
+
+NAME_X = "Intel Movidius Myriad X VPU"
+
+
+def test_sets_wanted_and_nulls_stale_owned_annotations() -> None:
+    meta: kube.ObjectMeta = {"annotations": {
+        "ncs2.intel.com/MYRIAD.name": NAME_X,
+        "ncs2.intel.com/MYRIAD.0.thermal": "40",
+        "nfd.node.kubernetes.io/feature-labels": "intel.com/ncs2",
+        "intel.com/other": "keep",
+    }}
+    desired = kube.Desired(annotations={
+        "ncs2.intel.com/MYRIAD.0.name": NAME_X, "ncs2.intel.com/MYRIAD.1.name": NAME_X,
+    }, labels=None)
+
+    assert kube.node_patch(meta, desired) == {"metadata": {"annotations": {
+        "ncs2.intel.com/MYRIAD.0.name": NAME_X,
+        "ncs2.intel.com/MYRIAD.1.name": NAME_X,
+        "ncs2.intel.com/MYRIAD.name": None,
+        "ncs2.intel.com/MYRIAD.0.thermal": None,
+    }}}
+
+
+def test_no_patch_when_the_node_matches() -> None:
+    meta: kube.ObjectMeta = {
+        "annotations": {"ncs2.intel.com/MYRIAD.name": NAME_X, "other": "x"},
+        "labels": {"intel.com/ncs2": "1", "kubernetes.io/hostname": "n1"},
+    }
+    desired = kube.Desired({"ncs2.intel.com/MYRIAD.name": NAME_X}, {"intel.com/ncs2": "1"})
+
+    assert kube.node_patch(meta, desired) is None
+
+
+def test_labels_are_left_to_nfd_unless_asked() -> None:
+    meta: kube.ObjectMeta = {"labels": {"intel.com/ncs2": "3", "ncs2.intel.com/MYRIAD.0.FP16":
+                                        "true"}}
+
+    assert kube.node_patch(meta, kube.Desired({}, None)) is None
+
+
+def test_write_labels_removes_stale_owned_labels_only() -> None:
+    meta: kube.ObjectMeta = {"labels": {
+        "intel.com/ncs2": "2",
+        "ncs2.intel.com/MYRIAD.0.FP16": "true",
+        "ncs2.intel.com/MYRIAD.1.FP16": "true",
+        "feature.node.kubernetes.io/usb-ff_03e7_2485.present": "true",
+    }}
+    desired = kube.Desired({}, {"intel.com/ncs2": "1", "ncs2.intel.com/MYRIAD.FP16": "true"})
+
+    assert kube.node_patch(meta, desired) == {"metadata": {"labels": {
+        "intel.com/ncs2": "1",
+        "ncs2.intel.com/MYRIAD.FP16": "true",
+        "ncs2.intel.com/MYRIAD.0.FP16": None,
+        "ncs2.intel.com/MYRIAD.1.FP16": None,
+    }}}
+
+
+def test_describe_patch_lists_set_and_removed_keys() -> None:
+    patch = {"metadata": {"annotations": {"b": "1", "a": None}, "labels": {"c": "2"}}}
+
+    assert kube.describe_patch(patch) == "set b, c; removed a"
