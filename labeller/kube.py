@@ -201,7 +201,6 @@ def _core_api(kubeconfig: str) -> Any:
     """A CoreV1Api that sends merge patches and leaves retries to us."""
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
-    from kubernetes.config.config_exception import ConfigException
 
     # The client ships no type hints worth checking against.
     client: Any = k8s_client
@@ -213,9 +212,10 @@ def _core_api(kubeconfig: str) -> Any:
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         else:
             config.load_incluster_config(client_configuration=configuration)
-    except (ConfigException, OSError, ValueError) as exc:
+    except Exception as exc:
         source = kubeconfig or "the in-cluster service account"
-        raise Permanent(f"cannot load Kubernetes credentials from {source}: {exc}") from exc
+        reason = str(exc).splitlines()[0][:MESSAGE_MAX] if str(exc) else type(exc).__name__
+        raise Permanent(f"cannot load Kubernetes credentials from {source}: {reason}") from exc
     # urllib3 would otherwise retry on its own, hiding faults and doubling requests; the
     # labeller has its own backoff.
     configuration.retries = 0
