@@ -57,8 +57,9 @@ class Labeller:
 
     # -- one scan
 
-    def scan(self) -> Snapshot | None:
+    def scan(self, reason: str) -> Snapshot | None:
         """Discover the sticks now; None when sysfs cannot be read at all."""
+        metrics.SCANS.labels(reason=reason).inc()
         try:
             found = discovery.discover(self.settings.sysfs_root)
         except discovery.SysfsError as exc:
@@ -121,9 +122,10 @@ class Labeller:
         self._file_retry_at = None
         return True
 
-    def reconcile(self, *, verify: bool) -> None:
-        """Scan, settle, and publish what changed (or re-check it, on a resync)."""
-        snapshot = self.scan()
+    def reconcile(self, reason: str) -> None:
+        """Scan, settle, and publish what changed; on start and resync re-check the Node."""
+        verify = reason != "event"
+        snapshot = self.scan(reason)
         if snapshot is not None:
             changed = self.settler.decide(snapshot, self._clock())
             if changed is not None:
@@ -176,7 +178,7 @@ class Labeller:
             monitor = self._open_monitor()
             log.info("Watching %s USB events; features file %s", self.settings.udev_source,
                      self.file.path)
-            self.reconcile(verify=True)
+            self.reconcile("start")
             while not self._stop:
                 self._turn(monitor, wake_r)
         finally:
@@ -204,9 +206,9 @@ class Labeller:
         if now >= self._next_resync:
             self._next_resync = now + self.settings.resync_interval
             log.debug("Resync: rescanning the bus and re-checking the node")
-            self.reconcile(verify=True)
+            self.reconcile("resync")
         elif self.settler.scan_due(now):
-            self.reconcile(verify=False)
+            self.reconcile("event")
         elif self._file_retry_at is not None and now >= self._file_retry_at:
             self.write_file(force=True)
             self.ready = self.ready or not self._file_error
@@ -230,7 +232,7 @@ class Labeller:
 def run_once(settings: Settings, publisher: Publisher | None) -> int:
     """--once: one scan, one write, one reconcile of the Node; 0 if all succeeded."""
     labeller = Labeller(settings, publisher=None)
-    snapshot = labeller.scan()
+    snapshot = labeller.scan("start")
     if snapshot is None:
         return 1
     labeller.settler.decide(snapshot, 0.0)

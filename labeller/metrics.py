@@ -19,6 +19,8 @@ FILE_WRITES = Counter("ncs2_feature_file_writes", "Feature file writes, by resul
                       ["result"])
 UDEV_EVENTS = Counter("ncs2_udev_events", "USB device uevents seen, by action and whether "
                       "they concerned a Movidius device", ["action", "relevant"])
+SCANS = Counter("ncs2_bus_scans", "Scans of the USB bus in sysfs, by what asked for them "
+                "(start, event, resync)", ["reason"])
 LAST_RECONCILE = Gauge("ncs2_last_successful_reconcile_timestamp_seconds",
                        "Unix time of the last reconcile that brought file and Node up to date")
 BUILD = Info("ncs2_labeller_build", "Version of the labeller")

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 STARTUP_TIMEOUT = 20.0
+_SAMPLE = re.compile(r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 TOKEN = "test-token"
 
 
@@ -115,11 +117,17 @@ class LabellerProcess:
             raise AssertionError("labeller not ready:\n" + "\n".join(self.lines))
 
     def metric(self, name: str, labels: str = "") -> float | None:
+        """The value of one sample, e.g. `metric("x_total", 'verb="get",outcome="ok"')`.
+
+        Label order does not matter: prometheus_client sorts labels on output.
+        """
         _, text = self.get("/metrics")
-        wanted = f"{name}{{{labels}}}" if labels else name
+        wanted = dict(_LABEL.findall(labels))
         for line in text.splitlines():
-            if line.startswith(wanted + " "):
-                return float(line.split()[-1])
+            match = _SAMPLE.fullmatch(line)
+            if match and match["name"] == name and \
+                    dict(_LABEL.findall(match["labels"] or "")) == wanted:
+                return float(match["value"])
         return None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, float]:
