@@ -67,7 +67,7 @@ class Labeller:
             return None
         if found.warnings != self._warnings:
             for warning in found.warnings:
-                log.warning("%s", warning.capitalize())
+                log.warning("%s", warning[:1].upper() + warning[1:])
             self._warnings = found.warnings
         counted = found.counted
         metrics.STICKS.clear()
