@@ -81,7 +81,10 @@ def latency(rounds: int, work: Path) -> None:
                     bed.remove_device(stick)
                     stick = None
                 written = wait_file_change(features / "ncs2", inode, 10)
-                if not api.wait_for(lambda s, n=patches: len(s.patches(NODE)) > n, 10):
+                def patched_once_more(server: FakeApiServer, before: int = patches) -> bool:
+                    return len(server.patches(NODE)) > before
+
+                if not api.wait_for(patched_once_more, 10):
                     raise TimeoutError("no PATCH")
                 patched = api.patches(NODE)[-1].time
                 file_ms.append((written - sent - DEBOUNCE) * 1000)
