@@ -26,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from labeller.kube import NodeApi
 
         publisher = Publisher(config.node_name,
-                              lambda: NodeApi(config.node_name, config.kubeconfig))
+                              lambda: NodeApi(config.node_name, config.kubeconfig,
+                                              config.api_timeout))
     if config.once:
         return run_once(config, publisher)
 

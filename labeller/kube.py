@@ -23,8 +23,8 @@ from nfd_hook import labels
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
-# (connect, read) in whole seconds: clients up to 35 ignore a float timeout.
-REQUEST_TIMEOUT = (5, 15)
+# Connect timeout, in whole seconds: clients up to 35 ignore a float timeout.
+CONNECT_TIMEOUT = 5
 # Longest Status message kept in a log line: bodies come from the server, unbounded.
 MESSAGE_MAX = 200
 RBAC_HINT = (
@@ -168,8 +168,9 @@ def _transport_reason(exc: Exception) -> str:
 class NodeApi:
     """GET and merge-PATCH of one Node through the official client."""
 
-    def __init__(self, node: str, kubeconfig: str) -> None:
+    def __init__(self, node: str, kubeconfig: str, timeout: int) -> None:
         self.node = node
+        self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self._api = _core_api(kubeconfig)
 
     def get(self) -> ObjectMeta:
@@ -180,7 +181,7 @@ class NodeApi:
 
     def _call(self, verb: str, method: Any, *args: Any) -> ObjectMeta:
         try:
-            response = method(*args, _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
+            response = method(*args, _request_timeout=self._timeout, _preload_content=False)
             meta = _meta(response.data)
         except Exception as exc:
             metrics.API_REQUESTS.labels(verb=verb, outcome="error").inc()

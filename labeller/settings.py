@@ -25,6 +25,7 @@ DEFAULT_REMOVAL_GRACE = 20.0
 DEFAULT_DEBOUNCE = 1.0
 DEFAULT_RESYNC = 60.0
 DEFAULT_EXPIRY = 600.0
+DEFAULT_API_TIMEOUT = 15
 # NFD re-reads features.d every 60 s before v0.19: a shorter expiry could lapse unseen.
 MIN_EXPIRY = 30.0
 # The loop turns over every second; a scan or write stuck this long is a hung process.
@@ -46,6 +47,7 @@ class Settings:
     debounce: float
     removal_grace: float
     expiry: float
+    api_timeout: int
     write_labels: bool
     no_api: bool
     metrics_address: str
@@ -102,6 +104,10 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=float(twin("expiry", str(DEFAULT_EXPIRY))),
         help="NFD drops the labels this long after the last refresh, so they vanish if "
         "the labeller is gone (default: %(default)s)")
+    add("--api-timeout", type=int, metavar="SECONDS",
+        default=int(twin("api-timeout", str(DEFAULT_API_TIMEOUT))),
+        help="give up on one API request after this long and retry later "
+        "(default: %(default)s)")
     add("--write-labels", action="store_true",
         default=_env_bool(twin("write-labels", "false")),
         help="also patch the labels directly on the Node, for clusters without NFD")
@@ -151,6 +157,8 @@ def _check(s: Settings) -> None:
         if not sep or not port.isdigit() or int(port) > 65535:
             raise UsageError(f"--metrics-address must be [HOST]:PORT or empty, "
                              f"not {s.metrics_address[:60]!r}")
+    if s.api_timeout < 1:
+        raise UsageError("--api-timeout must be at least 1 second")
     if s.resync_interval < 1:
         raise UsageError("--resync-interval must be at least 1 second")
     if s.expiry < MIN_EXPIRY:

@@ -31,8 +31,9 @@ def start_on_bed(bed: Testbed, kubeconfig: Path, features_dir: Path
                  ) -> Iterator[Callable[..., LabellerProcess]]:
     started: list[LabellerProcess] = []
 
-    def run(*, debounce: str = "0.2", grace: str = "3", resync: str = "60") -> LabellerProcess:
-        proc = LabellerProcess([
+    def run(*extra: str, debounce: str = "0.2", grace: str = "3", resync: str = "60"
+            ) -> LabellerProcess:
+        proc = LabellerProcess([*extra,
             "--node-name", NODE, "--kubeconfig", str(kubeconfig),
             "--sysfs-root", str(bed.sysfs_root), "--features-dir", str(features_dir),
             "--debounce", debounce, "--removal-grace", grace, "--resync-interval", resync,
@@ -186,3 +187,15 @@ def test_a_missed_removal_is_healed_by_the_resync(
     assert features(features_dir) == []
     assert names(api) == {}
     assert labeller.count("Received a USB") == 0
+
+
+def test_the_udev_source_works_too(
+    bed: Testbed, api: FakeApiServer, start_on_bed: Start, features_dir: Path
+) -> None:
+    labeller = start_on_bed("--udev-source", "udev")
+
+    bed.add_usb_device("1-2", IDLE_NCS2)
+
+    assert api.wait_for(lambda s: len(s.patches(NODE)) == 1, timeout=10)
+    assert features(features_dir) == ["intel.com/ncs2=1", "ncs2.intel.com/MYRIAD.FP16=true"]
+    assert labeller.count("Watching udev USB events") == 1

@@ -171,17 +171,34 @@ def test_server_errors_are_retried_until_the_node_converges(
     assert labeller.count(r"patch node node-a failed with 503 .*; retrying in") == 1
 
 
+def test_too_many_requests_waits_for_retry_after(
+    tree: SysfsTree, api: FakeApiServer, start: Start
+) -> None:
+    tree.device("1-2", IDLE_NCS2)
+    api.fail(429, times=1, method="GET", retry_after=2)
+
+    with start() as labeller:
+        assert api.wait_for(lambda s: len(s.patches(NODE)) == 1, timeout=15)
+
+    first, second = [r for r in api.requests if r.method == "GET"][:2]
+    assert (first.status, second.status) == (429, 200)
+    assert second.time - first.time >= 2.0
+    assert labeller.count(r"get node node-a failed with 429 .*; retrying in 2\.0 s") == 1
+
+
 def test_dropped_connections_and_timeouts_are_retried(
     tree: SysfsTree, api: FakeApiServer, start: Start
 ) -> None:
     tree.device("1-2", IDLE_NCS2)
     api.drop(times=1, method="PATCH")
     api.drop(times=1, method="GET")
+    api.delay(3, times=1, method="GET")
 
-    with start() as labeller:
+    with start("--api-timeout", "1") as labeller:
         assert api.wait_for(lambda s: len(s.patches(NODE)) == 1, timeout=30)
 
     assert labeller.count("failed: connection dropped; retrying") == 2
+    assert labeller.count("get node node-a failed: timed out; retrying") == 1
     assert owned(api.node(NODE)["metadata"]["annotations"]) == {
         "ncs2.intel.com/MYRIAD.name": NAME_X}
 
