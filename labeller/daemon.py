@@ -77,7 +77,7 @@ class Labeller:
         snapshot = Snapshot.of(found.feature_labels(), found.name_annotations(), len(counted))
         return snapshot
 
-    def _announce(self, snapshot: Snapshot) -> None:
+    def announce(self, snapshot: Snapshot) -> None:
         if snapshot.count == 0:
             log.info("No Intel Movidius compute stick on the bus")
             return
@@ -98,6 +98,9 @@ class Labeller:
         """Write the published features if they changed or the refresh is due."""
         published = self.settler.published
         if published is None:
+            return False
+        if not force and self._file_retry_at is not None:
+            # A failed write is retried on its own timer, not on every turn of the loop.
             return False
         now = self._wall()
         if not force and not self.file.needs_write(published.features, now):
@@ -129,7 +132,7 @@ class Labeller:
         if snapshot is not None:
             changed = self.settler.decide(snapshot, self._clock())
             if changed is not None:
-                self._announce(changed)
+                self.announce(changed)
                 self.write_file(force=True)
         published = self.settler.published
         if published is None:
@@ -236,7 +239,7 @@ def run_once(settings: Settings, publisher: Publisher | None) -> int:
     if snapshot is None:
         return 1
     labeller.settler.decide(snapshot, 0.0)
-    labeller._announce(snapshot)
+    labeller.announce(snapshot)
     ok = labeller.write_file(force=True)
     if ok:
         log.info("Wrote %s", labeller.file.path)

@@ -16,13 +16,15 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict, cast
+from urllib.parse import quote
 
 from labeller import metrics
-from nfd_hook import labels
+from nfd_hook import __version__, labels
 
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+USER_AGENT = f"ncs2-labeller/{__version__}"
 # Connect timeout, in whole seconds: clients up to 35 ignore a float timeout.
 CONNECT_TIMEOUT = 5
 # Longest Status message kept in a log line: bodies come from the server, unbounded.
@@ -118,8 +120,12 @@ def translate(exc: Exception, node: str, verb: str) -> ApiError:
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    if isinstance(exc, ApiException):
-        status = exc.status or 0
+    if isinstance(exc, (ApiException, HttpFailure)) and not exc.status:
+        # The client reports TLS failures as an ApiException without a status.
+        reason = " ".join(str(exc.reason or "").split())[:MESSAGE_MAX]
+        return Temporary(f"{verb} node {node} failed: {reason or 'no answer'}")
+    if isinstance(exc, (ApiException, HttpFailure)):
+        status = exc.status
         detail = _status_message(exc.body)
         if status == 403:
             return Permanent(f"forbidden to {verb} node {node}: {RBAC_HINT}"
@@ -138,6 +144,8 @@ def translate(exc: Exception, node: str, verb: str) -> ApiError:
         return Permanent(f"{verb} node {node} failed with {status}: {detail}")
     if isinstance(exc, (HTTPError, OSError)):
         return Temporary(f"{verb} node {node} failed: {_transport_reason(exc)}")
+    if isinstance(exc, ValueError):
+        return Temporary(f"{verb} node {node}: the server's answer is not a JSON object")
     raise exc
 
 
@@ -165,24 +173,59 @@ def _transport_reason(exc: Exception) -> str:
     return name
 
 
+class HttpFailure(Exception):
+    """A non-2xx answer, for clients whose REST layer returns instead of raising."""
+
+    def __init__(self, status: int, reason: str, body: bytes, headers: Mapping[str, str]
+                 ) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.body = body
+        self.headers = headers
+
+
 class NodeApi:
-    """GET and merge-PATCH of one Node through the official client."""
+    """GET and merge-PATCH of one Node through the official client's REST layer.
+
+    NB: CoreV1Api is not used. The client imports its API classes lazily, and
+    `core_v1_api` alone adds about 22 MB of resident code objects for two calls; the
+    ApiClient's `rest_client.request` and `Configuration.auth_settings()` keep the client's
+    credential handling (kubeconfig, exec plugins, in-cluster token refresh) and TLS set-up,
+    and take the same keywords on every client version.
+    """
 
     def __init__(self, node: str, kubeconfig: str, timeout: int) -> None:
         self.node = node
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
-        self._api = _core_api(kubeconfig)
+        self._configuration, self._rest = _rest_client(kubeconfig)
+        self._url = f"{self._configuration.host.rstrip('/')}/api/v1/nodes/{quote(node, safe='')}"
 
     def get(self) -> ObjectMeta:
-        return self._call("get", self._api.read_node, self.node)
+        return self._call("get", "GET", None)
 
     def patch(self, body: Mapping[str, Any]) -> ObjectMeta:
-        return self._call("patch", self._api.patch_node, self.node, body)
+        return self._call("patch", "PATCH", body)
 
-    def _call(self, verb: str, method: Any, *args: Any) -> ObjectMeta:
+    def _headers(self, with_body: bool) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if with_body:
+            headers["Content-Type"] = MERGE_PATCH
+        for setting in self._configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
+
+    def _call(self, verb: str, method: str, body: Mapping[str, Any] | None) -> ObjectMeta:
         try:
-            response = method(*args, _request_timeout=self._timeout, _preload_content=False)
-            meta = _meta(response.data)
+            response = self._rest.request(method=method, url=self._url,
+                                          headers=self._headers(body is not None),
+                                          body=body, _request_timeout=self._timeout)
+            data = response.data if response.data is not None else response.read()
+            if not 200 <= response.status < 300:
+                raise HttpFailure(response.status, response.reason or "", data or b"",
+                                  response.headers or {})
+            meta = _meta(data)
         except Exception as exc:
             metrics.API_REQUESTS.labels(verb=verb, outcome="error").inc()
             raise translate(exc, self.node, verb) from exc
@@ -198,8 +241,8 @@ def _meta(data: bytes) -> ObjectMeta:
     return cast(ObjectMeta, meta if isinstance(meta, dict) else {})
 
 
-def _core_api(kubeconfig: str) -> Any:
-    """A CoreV1Api that sends merge patches and leaves retries to us."""
+def _rest_client(kubeconfig: str) -> tuple[Any, Any]:
+    """The client's Configuration and REST layer, with retries left to us."""
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
 
@@ -213,15 +256,11 @@ def _core_api(kubeconfig: str) -> Any:
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         else:
             config.load_incluster_config(client_configuration=configuration)
-    except Exception as exc:
+    except Exception as exc:  # the loaders raise YAML, key and type errors too
         source = kubeconfig or "the in-cluster service account"
         reason = str(exc).splitlines()[0][:MESSAGE_MAX] if str(exc) else type(exc).__name__
         raise Permanent(f"cannot load Kubernetes credentials from {source}: {reason}") from exc
     # urllib3 would otherwise retry on its own, hiding faults and doubling requests; the
     # labeller has its own backoff.
     configuration.retries = 0
-    api_client: Any = client.ApiClient(configuration)
-    # patch_node sends a strategic merge patch by default; `_content_type` exists only from
-    # client 36, a default header works on every version.
-    api_client.set_default_header("Content-Type", MERGE_PATCH)
-    return client.CoreV1Api(api_client)
+    return configuration, client.ApiClient(configuration).rest_client

@@ -250,7 +250,8 @@ def test_steady_state_sends_no_patch(
         assert api.wait_for(lambda s: sum(r.method == "GET" for r in s.requests) >= 4, 10)
 
         assert labeller.metric("ncs2_node_reconciles_total", 'result="patched"') == 1.0
-        assert (labeller.metric("ncs2_node_reconciles_total", 'result="unchanged"') or 0) >= 3
+        assert wait_until(lambda: (labeller.metric(
+            "ncs2_node_reconciles_total", 'result="unchanged"') or 0) >= 3, 5)
 
     assert len(api.patches(NODE)) == 1
 
