@@ -18,6 +18,7 @@ from typing import Any
 
 from labeller import events, featurefile, kube, metrics
 from labeller.publisher import Publisher
+from labeller.runtime import RuntimeView
 from labeller.settings import Settings
 from labeller.settle import Settler, Snapshot
 from nfd_hook import discovery
@@ -54,6 +55,8 @@ class Labeller:
         self._file_retry_at: float | None = None
         self._file_error = ""
         self._warnings: tuple[str, ...] = ()
+        self.runtime = RuntimeView(settings.openvino, settings.openvino_timeout,
+                                   settings.openvino_python)
 
     # -- one scan
 
@@ -65,6 +68,7 @@ class Labeller:
         except discovery.SysfsError as exc:
             log.error("Cannot scan the USB bus: %s; keeping the published state", exc)
             return None
+        found = self.runtime.apply(found)
         if found.warnings != self._warnings:
             for warning in found.warnings:
                 log.warning("%s", warning[:1].upper() + warning[1:])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,9 @@ class Settings:
     removal_grace: float
     expiry: float
     api_timeout: int
+    openvino: str
+    openvino_timeout: float
+    openvino_python: str
     write_labels: bool
     no_api: bool
     metrics_address: str
@@ -108,6 +112,16 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=int(twin("api-timeout", str(DEFAULT_API_TIMEOUT))),
         help="give up on one API request after this long and retry later "
         "(default: %(default)s)")
+    add("--openvino", choices=("auto", "on", "off"), default=twin("openvino", "auto"),
+        help="ask the OpenVINO runtime (in a short-lived child process) for the idle "
+        "sticks' full names and capabilities; auto: only when the openvino package is "
+        "installed (default: %(default)s)")
+    add("--openvino-timeout", type=float, metavar="SECONDS",
+        default=float(twin("openvino-timeout", "10")),
+        help="give up on the runtime after this long (default: %(default)s)")
+    add("--openvino-python", default=twin("openvino-python", sys.executable), metavar="PATH",
+        help="the interpreter that has the runtime with the MYRIAD plugin (default: this "
+        "one)")
     add("--write-labels", action="store_true",
         default=_env_bool(twin("write-labels", "false")),
         help="also patch the labels directly on the Node, for clusters without NFD")
@@ -148,7 +162,8 @@ def _check(s: Settings) -> None:
         raise UsageError("no node name: set --node-name or NODE_NAME, or pass --no-api")
     if s.no_api and s.write_labels:
         raise UsageError("--write-labels needs the API; it contradicts --no-api")
-    for name in ("resync_interval", "debounce", "removal_grace", "expiry", "stall_limit"):
+    for name in ("resync_interval", "debounce", "removal_grace", "expiry", "stall_limit",
+                 "openvino_timeout"):
         value = getattr(s, name)
         if not value >= 0 or value == float("inf"):
             raise UsageError(f"--{name.replace('_', '-')} must be a finite number >= 0")

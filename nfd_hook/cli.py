@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from nfd_hook import __version__, discovery, labels
 
@@ -31,11 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="nfd: feature-file lines; json: every device record and the labels "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--openvino", choices=("auto", "on", "off"), default="off",
+        help="ask the OpenVINO runtime, in a child process, for each idle stick's full name "
+        "and capabilities; auto asks only when the openvino package is installed "
+        "(default: %(default)s, so the hook stays fast)",
+    )
+    parser.add_argument(
+        "--openvino-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="give up on the runtime after this long (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--openvino-python", default=sys.executable, metavar="PATH",
+        help="the interpreter that has the runtime, e.g. a CPython 3.9 with openvino "
+        "2021.4, the last PyPI release with the MYRIAD plugin (default: this one)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
-def render_json(found: discovery.Discovery, sysfs_root: str) -> str:
+def render_json(found: discovery.Discovery, sysfs_root: str,
+                runtime: dict[str, Any] | None) -> str:
     # json is imported here so the default nfd path does not pay for it.
     import json
 
@@ -47,6 +64,8 @@ def render_json(found: discovery.Discovery, sysfs_root: str) -> str:
         "annotations": found.name_annotations(),
         "warnings": list(found.warnings),
     }
+    if runtime is not None:
+        document["openvino"] = runtime
     return json.dumps(document, indent=2, ensure_ascii=True) + "\n"
 
 
@@ -58,10 +77,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
 
+    runtime = None
+    if args.openvino != "off":
+        # Imported only when asked for: the default path must not pay for it.
+        import logging
+
+        from nfd_hook import openvino
+
+        answer = openvino.query(args.openvino, args.openvino_timeout, args.openvino_python)
+        found = openvino.enrich(found, answer)
+        runtime = answer.as_dict()
+        if answer.note:
+            level = "warning: " if answer.level >= logging.WARNING else ""
+            print(f"{PROG}: {level}{answer.note}", file=sys.stderr)
+
     for warning in found.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if args.format == "json":
-        sys.stdout.write(render_json(found, args.sysfs_root))
+        sys.stdout.write(render_json(found, args.sysfs_root, runtime))
     else:
         sys.stdout.write(labels.render_nfd(found.feature_labels()))
     if not found.counted:
