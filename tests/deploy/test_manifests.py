@@ -563,3 +563,17 @@ def test_the_policy_admits_only_own_keys_on_the_own_node(
         assert outcome == expected, case
     else:
         assert expected in outcome, f"{case}: {outcome}"
+
+
+def test_the_podmonitor_sample_selects_the_labeller_and_its_metrics_port() -> None:
+    monitor = load_example("podmonitor.yaml")
+    (daemonset,) = [o for o in render("base") if o["kind"] == "DaemonSet"]
+    pod = daemonset["spec"]["template"]
+    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "ncs2-labeller"]
+
+    assert monitor["metadata"]["namespace"] == daemonset["metadata"]["namespace"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert {"name": "metrics", "containerPort": 8089, "protocol": "TCP"} in container["ports"]
+    assert endpoint["port"] == "metrics"
