@@ -44,6 +44,19 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def idle_rss_kib(code: str) -> int:
+    """RSS of an interpreter that ran `code` (which prints a line when done), then idles."""
+    proc = subprocess.Popen([sys.executable, "-c", f"{code}; import time; time.sleep(30)"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        return rss_kib(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def wait_file_change(path: Path, old_inode: int | None, timeout: float) -> float:
     """Monotonic time at which `path` got a new inode (an atomic replace), polled at 1 ms."""
     deadline = time.monotonic() + timeout
@@ -125,20 +138,8 @@ def memory(work: Path) -> None:
             labeller.wait_ready()
             time.sleep(2)
             labeller_kib = rss_kib(labeller.proc.pid)
-    bare = subprocess.Popen([sys.executable, "-c", f"{SAME_LIBRARIES}; print(1, flush=True);"
-                             " import time; time.sleep(30)"], stdout=subprocess.PIPE, text=True)
-    assert bare.stdout is not None
-    bare.stdout.readline()
-    bare_kib = rss_kib(bare.pid)
-    bare.kill()
-    bare.wait()
-    plain = subprocess.Popen([sys.executable, "-c", "print(1, flush=True); import time;"
-                              " time.sleep(30)"], stdout=subprocess.PIPE, text=True)
-    assert plain.stdout is not None
-    plain.stdout.readline()
-    plain_kib = rss_kib(plain.pid)
-    plain.kill()
-    plain.wait()
+    bare_kib = idle_rss_kib(f"{SAME_LIBRARIES}; print(1, flush=True)")
+    plain_kib = idle_rss_kib("print(1, flush=True)")
     print(f"idle labeller RSS {labeller_kib / 1024:.1f} MiB; interpreter importing the same "
           f"libraries {bare_kib / 1024:.1f} MiB (ratio {labeller_kib / bare_kib:.2f}); "
           f"bare interpreter {plain_kib / 1024:.1f} MiB")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from labeller import featurefile
+from support.mounts import fill, small_tmpfs
 
 FEATURES = {"intel.com/ncs2": "2", "ncs2.intel.com/MYRIAD.0.FP16": "true",
             "ncs2.intel.com/MYRIAD.1.FP16": "true"}
@@ -75,16 +76,11 @@ def test_a_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path) -> None:
 
 
 def test_a_full_disk_keeps_the_old_file(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a tiny tmpfs and must run as root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "small") as mount:
         file = featurefile.FeatureFile(str(mount), expiry=600)
         file.write(FEATURES, NOW)
         before = (mount / "ncs2").read_bytes()
-        (mount / "filler").write_bytes(b"\0" * 4096)
+        fill(mount / "filler")
 
         with pytest.raises(OSError) as raised:
             file.write({"intel.com/ncs2": "1", "ncs2.intel.com/MYRIAD.FP16": "true"}, NOW + 1)
@@ -92,8 +88,6 @@ def test_a_full_disk_keeps_the_old_file(tmp_path: Path) -> None:
         assert raised.value.strerror == "No space left on device"
         assert (mount / "ncs2").read_bytes() == before
         assert os.listdir(mount / ".ncs2-tmp") == []
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def test_a_reader_never_sees_a_partial_file(tmp_path: Path) -> None:

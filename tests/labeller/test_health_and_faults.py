@@ -12,6 +12,7 @@ import pytest
 
 from support.apiserver import FakeApiServer
 from support.labeller_proc import LabellerProcess, wait_until
+from support.mounts import fill, small_tmpfs
 from support.sysfs_tree import IDLE_NCS2, SysfsTree
 
 from .conftest import NODE
@@ -58,24 +59,8 @@ def test_healthz_fails_while_the_loop_is_stuck_and_recovers(
 
 @pytest.fixture
 def small_mount(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a tiny tmpfs and must run as root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "small") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def fill(path: Path) -> None:
-    with open(path, "wb", buffering=0) as filler:
-        try:
-            while True:
-                filler.write(b"\0" * 512)
-        except OSError:
-            pass
 
 
 @pytest.mark.parametrize("fault", ["full", "read-only"])
