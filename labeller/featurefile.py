@@ -69,8 +69,12 @@ class FeatureFile:
         temp_dir = os.path.join(self.directory, TEMP_DIR)
         os.makedirs(temp_dir, exist_ok=True)
         temp = os.path.join(temp_dir, f"{FILE_NAME}.{os.getpid()}")
+        # A leftover of an earlier run with our pid goes first; O_EXCL and O_NOFOLLOW then
+        # make sure we write a new regular file, never through a planted link or FIFO.
+        _remove_quietly(temp)
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(temp, flags, 0o644)
             try:
                 data = content.encode()
                 written = 0

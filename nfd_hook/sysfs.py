@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 from typing import NamedTuple
 
 # The kernel names a USB device `<bus>-<port>[.<port>...]`; interfaces (`1-2:1.0`) and
@@ -62,13 +63,28 @@ def clean_string(raw: bytes) -> str:
     return text.strip()
 
 
+class NotAnAttribute(OSError):
+    """A path where an attribute should be that is not a regular file (a FIFO, a dir)."""
+
+
 def read_attr(directory: str, name: str) -> bytes | None:
-    """The bytes of one attribute file, None when it does not exist."""
+    """The bytes of one attribute file, None when it does not exist.
+
+    NB: opened non-blocking and checked to be a regular file, so that a FIFO or a device
+    node in a fake or damaged tree cannot hang the scan; sysfs attributes are regular
+    files and ignore O_NONBLOCK.
+    """
+    path = os.path.join(directory, name)
     try:
-        with open(os.path.join(directory, name), "rb") as attr:
-            return attr.read(ATTR_READ_MAX)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotAnAttribute(errno.EINVAL, f"{name} is not a regular file")
+        return os.read(fd, ATTR_READ_MAX)
+    finally:
+        os.close(fd)
 
 
 def _read_int(directory: str, name: str) -> int | None:
@@ -138,6 +154,8 @@ def read_device(devices_dir: str, port: str, vendor_id: str) -> UsbDevice:
 
 
 def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, NotAnAttribute):
+        return str(exc.strerror)
     if exc.errno == errno.ELOOP:
         return "its sysfs entry is a symlink loop"
     if exc.errno in (errno.EACCES, errno.EPERM):

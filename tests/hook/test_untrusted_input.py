@@ -109,6 +109,26 @@ def test_a_symlink_loop_is_one_warning(tree: SysfsTree, hook: Hook) -> None:
     )
 
 
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_an_attribute_that_is_not_a_file_is_one_warning(
+    tree: SysfsTree, hook: Hook, kind: str
+) -> None:
+    stick = tree.device("1-3", IDLE_NCS2)
+    (stick / "idVendor").unlink()
+    if kind == "fifo":
+        os.mkfifo(stick / "idVendor")  # would block a plain open() forever
+    else:
+        (stick / "idVendor").mkdir()
+    tree.device("1-2", IDLE_NCS2)
+
+    result = hook(tree)
+
+    assert result.out == ONE_STICK
+    assert result.err == (
+        "ncs2-nfd-hook: warning: skipping USB device 1-3: idVendor is not a regular file\n"
+    )
+
+
 def test_a_dangling_device_link_is_one_warning(tree: SysfsTree, hook: Hook) -> None:
     (tree.bus_dir / "1-7").symlink_to("../../../devices/gone/1-7")
     tree.device("1-2", IDLE_NCS2)

@@ -58,6 +58,24 @@ def test_rewrite_only_on_change_or_when_refresh_is_due(tmp_path: Path) -> None:
     assert file.needs_write({}, NOW + 1)
 
 
+def test_a_planted_temp_link_or_fifo_is_replaced_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    temp_dir = tmp_path / "features.d" / ".ncs2-tmp"
+    temp_dir.mkdir(parents=True)
+    (temp_dir / f"ncs2.{os.getpid()}").symlink_to(victim)
+    file = featurefile.FeatureFile(str(tmp_path / "features.d"), expiry=600)
+
+    file.write(FEATURES, NOW)
+    os.mkfifo(temp_dir / f"ncs2.{os.getpid()}")
+    file.write({}, NOW + 1)  # would block opening a FIFO for writing
+
+    assert victim.read_text() == "keep me\n"
+    assert (tmp_path / "features.d" / "ncs2").read_text() == (
+        "# +expiry-time=2026-12-04T16:10:01Z\n")
+    assert os.listdir(temp_dir) == []
+
+
 def test_a_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path) -> None:
     file = featurefile.FeatureFile(str(tmp_path), expiry=600)
     file.write(FEATURES, NOW)

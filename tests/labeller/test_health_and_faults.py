@@ -36,27 +36,6 @@ def test_probes_answer_once_the_first_reconcile_is_done(
     assert "process_resident_memory_bytes" in text
 
 
-def test_healthz_fails_while_the_loop_is_stuck_and_recovers(
-    tree: SysfsTree, api: FakeApiServer, start: Start
-) -> None:
-    with start("--stall-limit", "2", resync="1") as labeller:
-        labeller.wait_ready()
-        # A sysfs read that never returns, as a wedged USB device can cause: the next
-        # scan blocks opening this FIFO until someone writes to it.
-        fifo_dir = tree.device("1-7", IDLE_NCS2)
-        (fifo_dir / "idVendor").unlink()
-        os.mkfifo(fifo_dir / "idVendor")
-
-        assert wait_until(lambda: labeller.get("/healthz")[0] == 500, 15, step=0.1)
-        _, body = labeller.get("/healthz")
-        assert body.startswith("event loop stalled for ")
-
-        fd = os.open(fifo_dir / "idVendor", os.O_WRONLY)
-        os.write(fd, b"03e7\n")
-        os.close(fd)
-        assert wait_until(lambda: labeller.get("/healthz") == (200, "ok\n"), 10, step=0.1)
-
-
 @pytest.fixture
 def small_mount(tmp_path: Path) -> Iterator[Path]:
     with small_tmpfs(tmp_path / "small") as mount:

@@ -57,3 +57,22 @@ def test_runtime_data_is_published_and_kept_through_a_boot(
                 "ncs2.intel.com/MYRIAD.0.name": X_NAME, "ncs2.intel.com/MYRIAD.1.name": X_NAME}
             # Asked once at start and once when the idle set changed, not at every resync.
             assert sum(c == ["available_devices"] for c in calls()) == queries + 1
+
+
+def test_healthz_fails_while_a_hung_runtime_blocks_the_loop_and_recovers(
+    tree: SysfsTree, standin: Callable[..., Any], tmp_path: Path,
+) -> None:
+    # A runtime that never answers stalls the scan until --openvino-timeout kills it;
+    # with a stall limit below that timeout, /healthz must say so and then recover.
+    tree.device("1-2", IDLE_NCS2)
+    standin("2026.4", {"on_create": "hang"})
+
+    with LabellerProcess(["--no-api", "--sysfs-root", str(tree.root), "--features-dir",
+                          str(tmp_path / "features.d"), "--openvino", "on",
+                          "--openvino-timeout", "6", "--stall-limit", "2"]) as labeller:
+        assert wait_until(lambda: labeller.get("/healthz")[0] == 500, 10, step=0.1)
+        assert labeller.get("/healthz")[1].startswith("event loop stalled for ")
+        assert wait_until(lambda: labeller.get("/healthz") == (200, "ok\n"), 15, step=0.1)
+        labeller.wait_ready()
+
+    assert labeller.count(r"WARNING .*OpenVINO query failed: .*6") == 1
