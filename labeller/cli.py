@@ -15,6 +15,14 @@ log = logging.getLogger("labeller")
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before the loop's own handler is in place: stop quietly all the same.
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
         config = settings.parse(argv)
     except settings.UsageError as exc:
         print(f"ncs2-labeller: error: {exc}", file=sys.stderr)

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 # The loop wakes at least this often, so its heartbeat is fresh even when all is quiet.
 LOOP_TICK = 1.0
-# After a failed feature-file write, try again this soon.
-FILE_RETRY = 5.0
+# After a failed feature-file write or sysfs scan, try again this soon.
+RETRY_INTERVAL = 5.0
 
 
 class Labeller:
@@ -55,6 +55,7 @@ class Labeller:
         self._file_retry_at: float | None = None
         self._file_error = ""
         self._warnings: tuple[str, ...] = ()
+        self._scan_error = ""
         self.runtime = RuntimeView(settings.openvino, settings.openvino_timeout,
                                    settings.openvino_python)
 
@@ -66,8 +67,14 @@ class Labeller:
         try:
             found = discovery.discover(self.settings.sysfs_root)
         except discovery.SysfsError as exc:
-            log.error("Cannot scan the USB bus: %s; keeping the published state", exc)
+            if str(exc) != self._scan_error:
+                log.error("Cannot scan the USB bus: %s; keeping the published state and "
+                          "retrying every %.0f s", exc, RETRY_INTERVAL)
+            self._scan_error = str(exc)
             return None
+        if self._scan_error:
+            log.info("Scanned the USB bus again after the earlier failure")
+            self._scan_error = ""
         found = self.runtime.apply(found)
         if found.warnings != self._warnings:
             for warning in found.warnings:
@@ -115,10 +122,10 @@ class Labeller:
             metrics.FILE_WRITES.labels(result="failed").inc()
             message = f"Cannot write {self.file.path}: {getattr(exc, 'strerror', None) or exc}"
             if message != self._file_error:
-                log.error("%s; the old file stays, retrying every %.0f s", message,
-                          FILE_RETRY)
+                then = "" if self.settings.once else f", retrying every {RETRY_INTERVAL:.0f}s"
+                log.error("%s; the old file stays%s", message, then)
             self._file_error = message
-            self._file_retry_at = self._clock() + FILE_RETRY
+            self._file_retry_at = self._clock() + RETRY_INTERVAL
             return False
         metrics.FILE_WRITES.labels(result="ok").inc()
         if self._file_error:
@@ -133,7 +140,10 @@ class Labeller:
         """Scan, settle, and publish what changed; on start and resync re-check the Node."""
         verify = reason != "event"
         snapshot = self.scan(reason)
-        if snapshot is not None:
+        if snapshot is None:
+            # Pending timers would fire on every turn; the next try is a retry away.
+            self.settler.postpone(self._clock() + RETRY_INTERVAL)
+        else:
             changed = self.settler.decide(snapshot, self._clock())
             if changed is not None:
                 self.announce(changed)
@@ -159,7 +169,8 @@ class Labeller:
             if deadline is not None:
                 candidates.append(deadline)
         refresh = self.file.refresh_due_at()
-        if refresh is not None:
+        # While a failed write waits for its retry, the overdue refresh is not a deadline.
+        if refresh is not None and self._file_retry_at is None:
             candidates.append(self._clock() + max(0.0, refresh - self._wall()))
         return min(candidates)
 
@@ -225,8 +236,10 @@ class Labeller:
     def _drain(self, monitor: Any, now: float) -> None:
         try:
             for event in monitor.drain():
-                log.info("Received a USB %s event for %s:%s at %s", event.action,
-                         event.vendor_id, event.product_id, event.port)
+                # add and remove are the events; bind, unbind and change follow them.
+                level = logging.INFO if event.action in ("add", "remove") else logging.DEBUG
+                log.log(level, "Received a USB %s event for %s:%s at %s", event.action,
+                        event.vendor_id, event.product_id, event.port)
                 self.settler.on_event(now)
         except events.Overflow:
             log.warning("The kernel dropped USB events (netlink buffer full); rescanning now")

@@ -24,6 +24,8 @@ FILE_NAME = "ncs2"
 TEMP_DIR = ".ncs2-tmp"
 # NFD (v0.14+) skips feature files larger than this.
 NFD_MAX_FILE_BYTES = 64 * 1024
+# A temp file this old (seconds) was left by a writer that died between create and rename.
+STALE_TEMP_AGE = 60.0
 # Refresh once this fraction of the expiry has passed, leaving two thirds as margin.
 REFRESH_FRACTION = 1 / 3
 
@@ -68,10 +70,11 @@ class FeatureFile:
         content = render(features, now + self.expiry)
         temp_dir = os.path.join(self.directory, TEMP_DIR)
         os.makedirs(temp_dir, exist_ok=True)
-        temp = os.path.join(temp_dir, f"{FILE_NAME}.{os.getpid()}")
-        # A leftover of an earlier run with our pid goes first; O_EXCL and O_NOFOLLOW then
-        # make sure we write a new regular file, never through a planted link or FIFO.
-        _remove_quietly(temp)
+        # NB: the name is random, not our pid: labellers in two pods (a DaemonSet surge, a
+        # sidecar beside a DaemonSet) often have the same pid in their own namespaces.
+        # O_EXCL and O_NOFOLLOW make sure it is a new regular file, never a planted link.
+        temp = os.path.join(temp_dir, f"{FILE_NAME}.{os.getpid()}.{os.urandom(6).hex()}")
+        self._remove_stale_temps(temp_dir, now)
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(temp, flags, 0o644)
@@ -90,6 +93,19 @@ class FeatureFile:
         _fsync_dir(self.directory)
         self.written = dict(features)
         self.written_at = now
+
+
+    @staticmethod
+    def _remove_stale_temps(temp_dir: str, now: float) -> None:
+        """Remove temp files a crashed writer left behind (older than a minute)."""
+        try:
+            with os.scandir(temp_dir) as entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):
+                        if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AGE:
+                            os.unlink(entry.path)
+        except OSError:
+            pass
 
 
 def _remove_quietly(path: str) -> None:

@@ -9,10 +9,13 @@ API in use, the Node has been brought up to date once).
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -40,18 +43,77 @@ class Probes:
         return True, "ok"
 
 
+# An idle or slow client is dropped after this long; probes answer in milliseconds.
+CLIENT_TIMEOUT = 5.0
+# Connections served at once; more are closed at once, so a flood cannot use up the
+# process's file descriptors (which the feature file and the scans need).
+MAX_CONNECTIONS = 16
+
+
 def parse_address(address: str) -> tuple[str, int]:
     """`[host]:port` to a bind address; ValueError when malformed."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"not [HOST]:PORT: {address!r}")
-    return host.strip("[]"), int(port)
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f"not [HOST]:PORT: {address[:60]!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
+        # An empty host means every interface: IPv6 and IPv4 together where the kernel
+        # has IPv6 (a single-stack IPv6 pod has no IPv4 address at all), else IPv4.
+        self.dual_stack = False
+        if ":" in host or (not host and socket.has_ipv6 and _ipv6_available()):
+            self.address_family = socket.AF_INET6
+            self.dual_stack = not host
+            host = host or "::"
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__((host, port), handler)
+
+    def server_bind(self) -> None:
+        if self.dual_stack:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that resets or times out is not our error; socketserver would print a
+        # multi-line traceback to stderr, outside the log format.
+        log.debug("HTTP client %s went away: %s", client_address[0], sys.exc_info()[1])
+
+
+def _ipv6_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::", 0))
+        return True
+    except OSError:
+        return False
 
 
 def serve(address: str, probes: Probes) -> ThreadingHTTPServer:
     """Start the server on a daemon thread; OSError when the address cannot be bound."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = CLIENT_TIMEOUT
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
@@ -77,10 +139,9 @@ def serve(address: str, probes: Probes) -> ThreadingHTTPServer:
             # Probes hit this every few seconds; access logs would drown the events.
             return
 
-    server = ThreadingHTTPServer(parse_address(address), Handler)
-    server.daemon_threads = True
+    server = _Server(*parse_address(address), Handler)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     host, port = server.server_address[:2]
-    log.info("Serving /metrics, /healthz and /readyz on %s:%d", host or "*", port)
+    log.info("Serving /metrics, /healthz and /readyz on %s port %d", host or "*", port)
     return server

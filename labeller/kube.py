@@ -13,7 +13,7 @@ the next resync): the rest of the labeller never sees the client's exceptions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict, cast
 from urllib.parse import quote
@@ -66,12 +66,16 @@ class Desired:
     labels: Mapping[str, str] | None  # None: labels are NFD's, leave them alone
 
 
-def _owned_diff(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str | None]:
+def _owned_diff(current: object, wanted: Mapping[str, str],
+                owned: Callable[[str], bool]) -> dict[str, str | None]:
+    # A map the server omitted, or (from a broken server) one that is not a map, holds
+    # nothing of ours.
+    existing: Mapping[str, object] = current if isinstance(current, Mapping) else {}
     diff: dict[str, str | None] = {
-        key: value for key, value in wanted.items() if current.get(key) != value
+        key: value for key, value in wanted.items() if existing.get(key) != value
     }
-    for key in current:
-        if labels.is_owned_key(key) and key not in wanted:
+    for key in existing:
+        if isinstance(key, str) and owned(key) and key not in wanted:
             diff[key] = None
     return diff
 
@@ -79,11 +83,12 @@ def _owned_diff(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[s
 def node_patch(meta: ObjectMeta, desired: Desired) -> dict[str, Any] | None:
     """The merge patch that brings `meta` to `desired`, or None when it already matches."""
     changes: dict[str, Any] = {}
-    annotations = _owned_diff(meta.get("annotations") or {}, desired.annotations)
+    annotations = _owned_diff(meta.get("annotations"), desired.annotations,
+                              labels.is_owned_annotation)
     if annotations:
         changes["annotations"] = annotations
     if desired.labels is not None:
-        label_changes = _owned_diff(meta.get("labels") or {}, desired.labels)
+        label_changes = _owned_diff(meta.get("labels"), desired.labels, labels.is_owned_key)
         if label_changes:
             changes["labels"] = label_changes
     return {"metadata": changes} if changes else None
@@ -111,8 +116,13 @@ def _status_message(body: str | bytes | None) -> str:
         message = json.loads(body or "").get("message", "")
     except (ValueError, AttributeError):
         message = ""
-    message = " ".join(str(message).split())
-    return message[:MESSAGE_MAX]
+    return one_line(str(message))
+
+
+def one_line(text: str) -> str:
+    """Server-supplied text made safe for one log line: printable, bounded."""
+    printable = "".join(c if c.isprintable() else " " for c in text[:MESSAGE_MAX * 2])
+    return " ".join(printable.split())[:MESSAGE_MAX]
 
 
 def translate(exc: Exception, node: str, verb: str) -> ApiError:
@@ -122,7 +132,7 @@ def translate(exc: Exception, node: str, verb: str) -> ApiError:
 
     if isinstance(exc, (ApiException, HttpFailure)) and not exc.status:
         # The client reports TLS failures as an ApiException without a status.
-        reason = " ".join(str(exc.reason or "").split())[:MESSAGE_MAX]
+        reason = one_line(str(exc.reason or ""))
         return Temporary(f"{verb} node {node} failed: {reason or 'no answer'}")
     if isinstance(exc, (ApiException, HttpFailure)):
         status = exc.status
@@ -138,14 +148,17 @@ def translate(exc: Exception, node: str, verb: str) -> ApiError:
             return Permanent(f"the server rejected the {verb} of node {node}: {detail}")
         if status == 429 or status == 409 or status >= 500:
             retry_after = _retry_after(exc)
-            reason = exc.reason or "error"
+            reason = one_line(str(exc.reason or "")) or "error"
             return Temporary(f"{verb} node {node} failed with {status} {reason}",
                              retry_after)
         return Permanent(f"{verb} node {node} failed with {status}: {detail}")
     if isinstance(exc, (HTTPError, OSError)):
         return Temporary(f"{verb} node {node} failed: {_transport_reason(exc)}")
-    if isinstance(exc, ValueError):
+    if isinstance(exc, NotJson):
         return Temporary(f"{verb} node {node}: the server's answer is not a JSON object")
+    if isinstance(exc, ValueError):
+        # http.client refuses a header with a newline, e.g. from a bad token.
+        return Permanent(f"cannot {verb} node {node}: {one_line(str(exc))}")
     raise exc
 
 
@@ -233,11 +246,20 @@ class NodeApi:
         return meta
 
 
+class NotJson(ValueError):
+    """A 2xx answer whose body is not a JSON object."""
+
+
 def _meta(data: bytes) -> ObjectMeta:
     import json
 
-    document = json.loads(data)
-    meta = document.get("metadata") if isinstance(document, dict) else None
+    try:
+        document = json.loads(data)
+    except (ValueError, TypeError) as exc:
+        raise NotJson() from exc
+    if not isinstance(document, dict):
+        raise NotJson()
+    meta = document.get("metadata")
     return cast(ObjectMeta, meta if isinstance(meta, dict) else {})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -72,7 +73,8 @@ def _env_bool(value: str) -> bool:
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     def twin(flag: str, default: str) -> str:
-        return env.get(ENV_PREFIX + flag.upper().replace("-", "_"), default)
+        # An empty variable is unset, as a DaemonSet's `value: ""` means.
+        return env.get(ENV_PREFIX + flag.upper().replace("-", "_")) or default
 
     parser = argparse.ArgumentParser(
         prog="ncs2-labeller",
@@ -157,27 +159,60 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     return settings
 
 
+# Bounds of the durations, in seconds: (least, most). The upper bounds keep timestamps
+# and timers representable and catch a unit mistake (milliseconds given as seconds).
+DAY = 86400.0
+BOUNDS = {
+    "resync_interval": (1.0, DAY),
+    "debounce": (0.0, 60.0),
+    "removal_grace": (0.0, DAY),
+    "expiry": (MIN_EXPIRY, 7 * DAY),
+    # The loop wakes every second; a shorter limit would flap.
+    "stall_limit": (2.0, DAY),
+    "openvino_timeout": (1.0, 600.0),
+    "api_timeout": (1, 600),
+}
+CHOICES = {
+    "udev_source": ("kernel", "udev"),
+    "openvino": ("auto", "on", "off"),
+    "log_level": ("debug", "info", "warning", "error"),
+    "log_format": ("text", "json"),
+}
+# A Node's name is a DNS-1123 subdomain.
+_NODE_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+NODE_NAME_MAX = 253
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _check(s: Settings) -> None:
+    # Environment twins reach here without argparse's checks of choices.
+    for name, choices in CHOICES.items():
+        if getattr(s, name) not in choices:
+            raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}, "
+                             f"not {str(getattr(s, name))[:40]!r}")
     if not s.no_api and not s.node_name:
         raise UsageError("no node name: set --node-name or NODE_NAME, or pass --no-api")
+    if s.node_name and not (len(s.node_name) <= NODE_NAME_MAX
+                            and _NODE_NAME_RE.fullmatch(s.node_name)):
+        raise UsageError(f"--node-name must be a Node name (a DNS subdomain), "
+                         f"not {s.node_name[:60]!r}")
     if s.no_api and s.write_labels:
         raise UsageError("--write-labels needs the API; it contradicts --no-api")
-    for name in ("resync_interval", "debounce", "removal_grace", "expiry", "stall_limit",
-                 "openvino_timeout"):
+    for name, (least, most) in BOUNDS.items():
         value = getattr(s, name)
-        if not value >= 0 or value == float("inf"):
-            raise UsageError(f"--{name.replace('_', '-')} must be a finite number >= 0")
+        if not least <= value <= most:  # also false for NaN
+            raise UsageError(f"{_flag(name)} must be a number from {least:g} to {most:g}")
     if s.metrics_address:
         _, sep, port = s.metrics_address.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
+        if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
             raise UsageError(f"--metrics-address must be [HOST]:PORT or empty, "
                              f"not {s.metrics_address[:60]!r}")
-    if s.api_timeout < 1:
-        raise UsageError("--api-timeout must be at least 1 second")
-    if s.resync_interval < 1:
-        raise UsageError("--resync-interval must be at least 1 second")
-    if s.expiry < MIN_EXPIRY:
-        raise UsageError(f"--expiry must be at least {MIN_EXPIRY:.0f} seconds")
+    for name in ("sysfs_root", "features_dir"):
+        if not getattr(s, name):
+            raise UsageError(f"{_flag(name)} must not be empty")
     if s.expiry <= s.resync_interval:
         raise UsageError("--expiry must be longer than --resync-interval, or the labels "
                          "would expire between two refreshes")

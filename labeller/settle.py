@@ -64,6 +64,13 @@ class Settler:
         """Scan at once (a netlink overflow, a resync)."""
         self.scan_at = now
 
+    def postpone(self, until: float) -> None:
+        """Move the pending scan and the removal deadline to `until` at the earliest."""
+        if self.scan_at is not None:
+            self.scan_at = max(self.scan_at, until)
+        if self.hold_until is not None:
+            self.hold_until = max(self.hold_until, until)
+
     def next_deadline(self) -> float | None:
         deadlines = [t for t in (self.scan_at, self.hold_until) if t is not None]
         return min(deadlines) if deadlines else None

@@ -8,6 +8,7 @@ not read as "no stick"), 2 on bad usage.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -70,7 +71,10 @@ def render_json(found: discovery.Discovery, sysfs_root: str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.sysfs_root:
+        parser.error("--sysfs-root must not be empty")
     try:
         found = discovery.discover(args.sysfs_root)
     except discovery.SysfsError as exc:
@@ -93,10 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for warning in found.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
-    if args.format == "json":
-        sys.stdout.write(render_json(found, args.sysfs_root, runtime))
-    else:
-        sys.stdout.write(labels.render_nfd(found.feature_labels()))
+    text = (render_json(found, args.sysfs_root, runtime) if args.format == "json"
+            else labels.render_nfd(found.feature_labels()))
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        print(f"{PROG}: error: cannot write the features: {exc.strerror or exc}",
+              file=sys.stderr)
+        # Point stdout at /dev/null so the interpreter's own flush at exit stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     if not found.counted:
         where = "no USB bus in sysfs" if not found.has_usb_bus else "none on the USB bus"
         print(f"{PROG}: no Intel Movidius compute stick found ({where})", file=sys.stderr)

@@ -138,7 +138,9 @@ def discover(sysfs_root: str = "/sys") -> Discovery:
 
     sticks: list[Stick] = []
     warnings: list[str] = []
-    for port in ports:
+    # The kernel links each device once; a damaged tree may link one twice.
+    seen: dict[str, str] = {}
+    for port in sorted(ports, key=sysfs.port_key):
         # Most devices are not ours: read one attribute of each, and the rest only of ours.
         try:
             vendor = sysfs.read_vendor(devices_dir, port)
@@ -148,6 +150,11 @@ def discover(sysfs_root: str = "/sys") -> Discovery:
         except sysfs.DeviceError as exc:
             warnings.append(str(exc))
             continue
+        real = os.path.realpath(os.path.join(devices_dir, port))
+        if real in seen:
+            warnings.append(f"skipping USB device {port}: it is device {seen[real]} again")
+            continue
+        seen[real] = port
         sticks.append(classify(usb, sysfs.connector(devices_dir, port)))
     sticks.sort(key=_order)
     return Discovery(tuple(sticks), tuple(warnings), has_usb_bus=True)

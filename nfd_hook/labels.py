@@ -104,5 +104,14 @@ def render_nfd(labels: Mapping[str, str]) -> str:
 
 
 def is_owned_key(key: str) -> bool:
-    """True for the label and annotation keys this project writes and may delete."""
+    """True for the label keys this project writes and may delete."""
     return key == COUNT_LABEL or key.startswith(DEVICE_PREFIX)
+
+
+def is_owned_annotation(key: str) -> bool:
+    """True for the annotation keys this project writes and may delete.
+
+    NB: narrower than labels: the count is a label only, so an annotation named
+    `intel.com/ncs2` belongs to someone else.
+    """
+    return key.startswith(DEVICE_PREFIX)

@@ -99,10 +99,10 @@ def labeller_pod(name: str) -> tuple[Obj, Obj]:
 def effective_settings(container: Obj) -> labeller_settings.Settings:
     """What the labeller would run with: its real parser on the container's args and env.
 
-    A downward-API variable stands in as a placeholder string.
+    A downward-API variable stands in as a valid placeholder (`from-downward-api`).
     """
     env = {
-        var["name"]: var.get("value", f"<{var['name']} from the downward API>")
+        var["name"]: var.get("value", "from-downward-api")
         for var in container.get("env", [])
     }
     return labeller_settings.parse(container.get("args", []), env)

@@ -121,3 +121,20 @@ def test_the_hook_imports_nothing_heavy() -> None:
     loaded = set(proc.stderr.split())
     assert proc.returncode == 0
     assert not loaded & {"kubernetes", "pyudev", "openvino", "yaml", "json", "urllib3"}
+
+
+def test_an_unwritable_stdout_is_one_error_line(tmp_path: Path) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "nfd_hook", "--sysfs-root", str(EXAMPLES / "one-idle-stick")],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+
+    assert (proc.returncode, proc.stderr) == (
+        1, "ncs2-nfd-hook: error: cannot write the features: No space left on device\n")
+
+
+def test_an_empty_root_is_a_usage_error() -> None:
+    result = run_process("--sysfs-root", "")
+
+    assert (result.code, result.out) == (2, "")
+    assert result.err.endswith("error: --sysfs-root must not be empty\n")

@@ -274,3 +274,15 @@ def test_any_attribute_content_yields_valid_output(
     for stick in found.sticks:
         for text_field in (stick.usb.product, stick.usb.manufacturer, stick.usb.serial):
             assert text_field is None or (text_field.isprintable() and len(text_field) <= 126)
+
+
+def test_one_device_linked_twice_counts_once(tree: SysfsTree, hook: Hook) -> None:
+    tree.device("1-2", IDLE_NCS2)
+    (tree.bus_dir / "1-7").symlink_to(os.readlink(tree.bus_dir / "1-2"))
+
+    result = hook(tree)
+
+    assert result.out == ONE_STICK
+    assert result.err == (
+        "ncs2-nfd-hook: warning: skipping USB device 1-7: it is device 1-2 again\n"
+    )

@@ -58,22 +58,37 @@ def test_rewrite_only_on_change_or_when_refresh_is_due(tmp_path: Path) -> None:
     assert file.needs_write({}, NOW + 1)
 
 
-def test_a_planted_temp_link_or_fifo_is_replaced_not_followed(tmp_path: Path) -> None:
+def test_temp_names_are_unique_and_never_follow_planted_entries(tmp_path: Path) -> None:
+    # Another labeller with our pid (its own pid namespace) must not share our temp file,
+    # and nothing planted where a temp file could go is followed or blocks the write.
     victim = tmp_path / "victim"
     victim.write_text("keep me\n")
     temp_dir = tmp_path / "features.d" / ".ncs2-tmp"
     temp_dir.mkdir(parents=True)
     (temp_dir / f"ncs2.{os.getpid()}").symlink_to(victim)
+    os.mkfifo(temp_dir / f"ncs2.{os.getpid()}.fifo")
     file = featurefile.FeatureFile(str(tmp_path / "features.d"), expiry=600)
 
     file.write(FEATURES, NOW)
-    os.mkfifo(temp_dir / f"ncs2.{os.getpid()}")
-    file.write({}, NOW + 1)  # would block opening a FIFO for writing
+    file.write({}, NOW + 1)
 
     assert victim.read_text() == "keep me\n"
     assert (tmp_path / "features.d" / "ncs2").read_text() == (
         "# +expiry-time=2026-12-04T16:10:01Z\n")
-    assert os.listdir(temp_dir) == []
+    assert sorted(os.listdir(temp_dir)) == [f"ncs2.{os.getpid()}", f"ncs2.{os.getpid()}.fifo"]
+
+
+def test_temp_files_left_by_a_crashed_writer_are_removed(tmp_path: Path) -> None:
+    temp_dir = tmp_path / ".ncs2-tmp"
+    temp_dir.mkdir()
+    (temp_dir / "ncs2.7.abc").write_text("half")
+    (temp_dir / "ncs2.8.def").write_text("fresh")
+    os.utime(temp_dir / "ncs2.7.abc", (NOW - 61, NOW - 61))
+    os.utime(temp_dir / "ncs2.8.def", (NOW - 5, NOW - 5))
+
+    featurefile.FeatureFile(str(tmp_path), expiry=600).write(FEATURES, NOW)
+
+    assert os.listdir(temp_dir) == ["ncs2.8.def"]
 
 
 def test_a_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path) -> None:

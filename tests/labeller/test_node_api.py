@@ -309,7 +309,12 @@ def test_usage_errors_exit_2() -> None:
         ([], "no node name: set --node-name or NODE_NAME, or pass --no-api"),
         (["--no-api", "--write-labels"], "--write-labels needs the API"),
         (["--no-api", "--expiry", "60", "--resync-interval", "60"], "--expiry must be longer"),
-        (["--no-api", "--debounce", "nan"], "--debounce must be a finite number"),
+        (["--no-api", "--debounce", "nan"], "--debounce must be a number from 0 to 60"),
+        (["--no-api", "--expiry", "1e20"], "--expiry must be a number from 30 to 604800"),
+        (["--no-api", "--stall-limit", "0"], "--stall-limit must be a number from 2 to 86400"),
+        (["--no-api", "--metrics-address", ":\u00b2"], "--metrics-address must be"),
+        (["--no-api", "--features-dir", ""], "--features-dir must not be empty"),
+        (["--node-name", "node\nevil"], "--node-name must be a Node name"),
         (["--no-api", "--metrics-address", "localhost"], "--metrics-address must be"),
     ]:
         proc = subprocess.run([sys.executable, "-m", "labeller", *argv], capture_output=True,
@@ -317,6 +322,31 @@ def test_usage_errors_exit_2() -> None:
                               check=False)
         assert (proc.returncode, proc.stderr) == (2, f"ncs2-labeller: error: {message}"
                                                      + proc.stderr.split(message, 1)[1]), argv
+
+
+def test_environment_twins_are_checked_like_flags() -> None:
+    from labeller import settings
+
+    for env, message in [
+        ({"NCS2_LOG_LEVEL": "verbose"}, "--log-level must be one of debug, info, warning"),
+        ({"NCS2_UDEV_SOURCE": "bogus"}, "--udev-source must be one of kernel, udev"),
+        ({"NCS2_LOG_FORMAT": "xml"}, "--log-format must be one of text, json"),
+        ({"NCS2_EXPIRY": "soon"}, "bad environment setting"),
+    ]:
+        try:
+            settings.parse(["--no-api"], env=env)
+        except settings.UsageError as exc:
+            assert str(exc).startswith(message), (env, str(exc))
+        else:
+            raise AssertionError(f"{env} was accepted")
+
+
+def test_an_empty_twin_is_unset() -> None:
+    from labeller import settings
+
+    config = settings.parse([], env={"NODE_NAME": "n1", "NCS2_NODE_NAME": ""})
+
+    assert config.node_name == "n1"
 
 
 def test_environment_twins_configure_the_labeller(tmp_path: Path) -> None:

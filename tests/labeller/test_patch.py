@@ -64,3 +64,39 @@ def test_describe_patch_lists_set_and_removed_keys() -> None:
     patch = {"metadata": {"annotations": {"b": "1", "a": None}, "labels": {"c": "2"}}}
 
     assert kube.describe_patch(patch) == "set b, c; removed a"
+
+
+def test_an_annotation_named_like_the_count_label_is_not_ours() -> None:
+    meta: kube.ObjectMeta = {"annotations": {"intel.com/ncs2": "someone else's"}}
+
+    assert kube.node_patch(meta, kube.Desired({}, None)) is None
+
+
+def test_maps_that_are_not_maps_hold_nothing_of_ours() -> None:
+    meta = {"annotations": ["x"], "labels": "y"}
+    desired = kube.Desired({"ncs2.intel.com/MYRIAD.name": NAME_X}, {"intel.com/ncs2": "1"})
+
+    assert kube.node_patch(meta, desired) == {"metadata": {  # type: ignore[arg-type]
+        "annotations": {"ncs2.intel.com/MYRIAD.name": NAME_X},
+        "labels": {"intel.com/ncs2": "1"},
+    }}
+
+
+def test_server_text_is_one_bounded_printable_line() -> None:
+    body = b'{"message": "denied\\n\\u001b[31mred\\u202e \\u0000' + b"x" * 500 + b'"}'
+    error = kube.translate(kube.HttpFailure(403, "Forbidden", body, {}), "n1", "patch")
+
+    text = str(error)
+    assert isinstance(error, kube.Permanent)
+    assert text.isprintable() and "\x1b" not in text and "\u202e" not in text
+    assert text.endswith("x" * 10 + ")") and len(text) < 400
+
+
+def test_answers_that_are_not_json_are_temporary_and_bad_headers_permanent() -> None:
+    not_json = kube.translate(kube.NotJson(), "n1", "get")
+    bad_header = kube.translate(ValueError("Invalid header value b'Bearer a\\nb'"), "n1", "get")
+
+    assert isinstance(not_json, kube.Temporary)
+    assert str(not_json) == "get node n1: the server's answer is not a JSON object"
+    assert isinstance(bad_header, kube.Permanent)
+    assert str(bad_header) == "cannot get node n1: Invalid header value b'Bearer a\\nb'"
