@@ -255,7 +255,7 @@ def _meta(data: bytes) -> ObjectMeta:
 
     try:
         document = json.loads(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # deep nesting: RecursionError
         raise NotJson() from exc
     if not isinstance(document, dict):
         raise NotJson()

@@ -100,3 +100,10 @@ def test_answers_that_are_not_json_are_temporary_and_bad_headers_permanent() -> 
     assert str(not_json) == "get node n1: the server's answer is not a JSON object"
     assert isinstance(bad_header, kube.Permanent)
     assert str(bad_header) == "cannot get node n1: Invalid header value b'Bearer a\\nb'"
+
+
+def test_a_deeply_nested_answer_is_not_json_to_us() -> None:
+    import pytest
+
+    with pytest.raises(kube.NotJson):
+        kube._meta(b"[" * 100_000 + b"]" * 100_000)
