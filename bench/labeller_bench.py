@@ -77,7 +77,10 @@ def latency(rounds: int, work: Path) -> None:
         kubeconfig = write_kubeconfig(work / "kubeconfig", api.url)
         args = ["--node-name", NODE, "--kubeconfig", str(kubeconfig), "--sysfs-root",
                 str(bed.sysfs_root), "--features-dir", str(features), "--debounce",
-                str(DEBOUNCE), "--removal-grace", "0", "--resync-interval", "1"]
+                str(DEBOUNCE), "--removal-grace", "0", "--resync-interval", "1",
+                # The runtime query (about 0.23 s when openvino is installed) is measured
+                # by bench/openvino_cost.py; this measures the labeller's own path.
+                "--openvino", "off"]
         with LabellerProcess(args, env=child_env(bed)) as labeller:
             bed.wait_for_listeners(1, timeout=20)
             labeller.wait_ready()
@@ -134,7 +137,7 @@ def memory(work: Path) -> None:
         kubeconfig = write_kubeconfig(work / "kubeconfig-mem", api.url)
         with LabellerProcess(["--node-name", NODE, "--kubeconfig", str(kubeconfig),
                               "--sysfs-root", str(tree.root), "--features-dir",
-                              str(work / "fd-mem")]) as labeller:
+                              str(work / "fd-mem"), "--openvino", "off"]) as labeller:
             labeller.wait_ready()
             time.sleep(2)
             labeller_kib = rss_kib(labeller.proc.pid)

@@ -28,6 +28,10 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"ncs2-labeller: error: {exc}", file=sys.stderr)
         return 2
     logs.configure(config.log_level, config.log_format)
+    if config.openvino != "off" and config.openvino_timeout >= config.stall_limit:
+        log.warning("--openvino-timeout (%g s) is not shorter than --stall-limit (%g s): a "
+                    "hung OpenVINO runtime will fail /healthz", config.openvino_timeout,
+                    config.stall_limit)
 
     publisher = None
     if not config.no_api:

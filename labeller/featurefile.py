@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import logging
 import os
 from collections.abc import Mapping
@@ -67,62 +68,63 @@ class FeatureFile:
 
     def write(self, features: Mapping[str, str], now: float) -> None:
         """Replace the file atomically; OSError leaves the old file in place."""
-        content = render(features, now + self.expiry)
-        temp_dir = os.path.join(self.directory, TEMP_DIR)
-        os.makedirs(temp_dir, exist_ok=True)
-        # NB: the name is random, not our pid: labellers in two pods (a DaemonSet surge, a
-        # sidecar beside a DaemonSet) often have the same pid in their own namespaces.
-        # O_EXCL and O_NOFOLLOW make sure it is a new regular file, never a planted link.
-        temp = os.path.join(temp_dir, f"{FILE_NAME}.{os.getpid()}.{os.urandom(6).hex()}")
-        self._remove_stale_temps(temp_dir, now)
+        content = render(features, now + self.expiry).encode()
+        os.makedirs(self.directory, exist_ok=True)
+        # NB: every step below goes through descriptors of the two directories opened with
+        # O_NOFOLLOW: a `.ncs2-tmp` that is a symlink (to anywhere, or to features.d
+        # itself) is refused, so this root process never writes or deletes elsewhere.
+        parent = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(temp, flags, 0o644)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(TEMP_DIR, 0o755, dir_fd=parent)
             try:
-                data = content.encode()
-                written = 0
-                while written < len(data):
-                    written += os.write(fd, data[written:])
-                os.fsync(fd)
+                temp_dir = os.open(TEMP_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                   | os.O_CLOEXEC, dir_fd=parent)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise OSError(exc.errno, f"{TEMP_DIR} is not a plain directory") from exc
+                raise
+            try:
+                _remove_stale_temps(temp_dir, now)
+                self._replace(parent, temp_dir, content)
             finally:
-                os.close(fd)
-            os.rename(temp, self.path)
-        except BaseException:
-            _remove_quietly(temp)
-            raise
-        _fsync_dir(self.directory)
+                os.close(temp_dir)
+            with contextlib.suppress(OSError):
+                # The rename is durable once the directory is synced; some filesystems
+                # refuse fsync on a directory, which is not worth failing the write for.
+                os.fsync(parent)
+        finally:
+            os.close(parent)
         self.written = dict(features)
         self.written_at = now
 
-
     @staticmethod
-    def _remove_stale_temps(temp_dir: str, now: float) -> None:
-        """Remove temp files a crashed writer left behind (older than a minute)."""
+    def _replace(parent: int, temp_dir: int, content: bytes) -> None:
+        # NB: the name is random, not our pid: labellers in two pods (a DaemonSet surge, a
+        # sidecar beside a DaemonSet) often have the same pid in their own namespaces.
+        # O_EXCL and O_NOFOLLOW make sure it is a new regular file, never a planted link.
+        temp = f"{FILE_NAME}.{os.getpid()}.{os.urandom(6).hex()}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(temp, flags, 0o644, dir_fd=temp_dir)
         try:
-            with os.scandir(temp_dir) as entries:
-                for entry in entries:
-                    with contextlib.suppress(OSError):
-                        if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AGE:
-                            os.unlink(entry.path)
-        except OSError:
-            pass
+            try:
+                written = 0
+                while written < len(content):
+                    written += os.write(fd, content[written:])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temp, FILE_NAME, src_dir_fd=temp_dir, dst_dir_fd=parent)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=temp_dir)
+            raise
 
 
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _fsync_dir(directory: str) -> None:
-    # The rename is durable only once the directory is synced; failing that is not worth
-    # failing the write for (some filesystems refuse fsync on directories).
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _remove_stale_temps(temp_dir: int, now: float) -> None:
+    """Remove temp files a crashed writer left behind (older than a minute)."""
+    with contextlib.suppress(OSError), os.scandir(temp_dir) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AGE:
+                    os.unlink(entry.name, dir_fd=temp_dir)

@@ -8,6 +8,7 @@ API in use, the Node has been brought up to date once).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sys
@@ -43,11 +44,13 @@ class Probes:
         return True, "ok"
 
 
-# An idle or slow client is dropped after this long; probes answer in milliseconds.
-CLIENT_TIMEOUT = 5.0
+# A connection is closed this long after it was accepted, whatever the client does (a
+# client dripping one byte at a time is never idle); probes answer in milliseconds.
+CLIENT_DEADLINE = 3.0
 # Connections served at once; more are closed at once, so a flood cannot use up the
 # process's file descriptors (which the feature file and the scans need).
-MAX_CONNECTIONS = 16
+MAX_CONNECTIONS = 64
+LISTEN_BACKLOG = 64
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -60,6 +63,7 @@ def parse_address(address: str) -> tuple[str, int]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
         # An empty host means every interface: IPv6 and IPv4 together where the kernel
@@ -88,15 +92,24 @@ class _Server(ThreadingHTTPServer):
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        deadline = threading.Timer(CLIENT_DEADLINE, _hang_up, (request,))
+        deadline.daemon = True
+        deadline.start()
         try:
             super().process_request_thread(request, client_address)
         finally:
+            deadline.cancel()
             self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that resets or times out is not our error; socketserver would print a
         # multi-line traceback to stderr, outside the log format.
         log.debug("HTTP client %s went away: %s", client_address[0], sys.exc_info()[1])
+
+
+def _hang_up(request: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        request.shutdown(socket.SHUT_RDWR)
 
 
 def _ipv6_available() -> bool:
@@ -112,7 +125,7 @@ def serve(address: str, probes: Probes) -> ThreadingHTTPServer:
     """Start the server on a daemon thread; OSError when the address cannot be bound."""
 
     class Handler(BaseHTTPRequestHandler):
-        timeout = CLIENT_TIMEOUT
+        timeout = CLIENT_DEADLINE
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]

@@ -114,7 +114,7 @@ def _status_message(body: str | bytes | None) -> str:
         body = body.decode("utf-8", errors="replace")
     try:
         message = json.loads(body or "").get("message", "")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         message = ""
     return one_line(str(message))
 
@@ -157,8 +157,10 @@ def translate(exc: Exception, node: str, verb: str) -> ApiError:
     if isinstance(exc, NotJson):
         return Temporary(f"{verb} node {node}: the server's answer is not a JSON object")
     if isinstance(exc, ValueError):
-        # http.client refuses a header with a newline, e.g. from a bad token.
-        return Permanent(f"cannot {verb} node {node}: {one_line(str(exc))}")
+        # http.client refuses a header with a newline, e.g. from a token file ending in
+        # one. Its message quotes the header, so it is not logged: it holds the token.
+        return Permanent(f"cannot {verb} node {node}: the request has an invalid header "
+                         "(check the token or kubeconfig for a stray newline)")
     raise exc
 
 

@@ -129,7 +129,10 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="also patch the labels directly on the Node, for clusters without NFD")
     add("--no-api", action="store_true", default=_env_bool(twin("no-api", "false")),
         help="maintain only the feature file; do not talk to the Kubernetes API")
-    add("--metrics-address", default=twin("metrics-address", DEFAULT_METRICS_ADDRESS),
+    # Unlike the other twins, an empty NCS2_METRICS_ADDRESS is meaningful: it turns
+    # the endpoint off, as an empty --metrics-address does.
+    add("--metrics-address",
+        default=env.get(ENV_PREFIX + "METRICS_ADDRESS", DEFAULT_METRICS_ADDRESS),
         metavar="[HOST]:PORT",
         help="serve /metrics, /healthz and /readyz here; empty turns it off "
         "(default: %(default)s)")
@@ -211,7 +214,7 @@ def _check(s: Settings) -> None:
             raise UsageError(f"--metrics-address must be [HOST]:PORT or empty, "
                              f"not {s.metrics_address[:60]!r}")
     for name in ("sysfs_root", "features_dir"):
-        if not getattr(s, name):
+        if not getattr(s, name).strip():
             raise UsageError(f"{_flag(name)} must not be empty")
     if s.expiry <= s.resync_interval:
         raise UsageError("--expiry must be longer than --resync-interval, or the labels "

@@ -87,7 +87,7 @@ class Settler:
             if self.hold_until is None:
                 self.hold_until = now + self.grace
                 log.info("%d of %d sticks gone from the bus; publishing the removal in "
-                         "%.0f s unless they come back", published.count - snapshot.count,
+                         "%g s unless they come back", published.count - snapshot.count,
                          published.count, self.grace)
             if now < self.hold_until:
                 return None

@@ -16,6 +16,7 @@ from typing import Any
 from nfd_hook import __version__, discovery, labels
 
 PROG = "ncs2-nfd-hook"
+OPENVINO_TIMEOUT_MAX = 600
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,8 +74,10 @@ def render_json(found: discovery.Discovery, sysfs_root: str,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.sysfs_root:
+    if not args.sysfs_root.strip():
         parser.error("--sysfs-root must not be empty")
+    if not 1 <= args.openvino_timeout <= OPENVINO_TIMEOUT_MAX:  # also false for NaN
+        parser.error(f"--openvino-timeout must be a number from 1 to {OPENVINO_TIMEOUT_MAX}")
     try:
         found = discovery.discover(args.sysfs_root)
     except discovery.SysfsError as exc:

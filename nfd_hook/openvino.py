@@ -173,12 +173,13 @@ def _run_probe(python: str, timeout: float) -> dict[str, Any]:
         raise ProbeFailed(f"cannot run {one_line(python, NAME_MAX)}: "
                           f"{exc.strerror or type(exc).__name__}") from exc
 
-    # A hung runtime is killed with its whole session, then reaped, never left behind.
+    # A hung or chattering runtime is killed with its whole session, then reaped, never
+    # left behind; what it prints is read with a deadline and a cap, never in full.
     try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        out, err = _read_bounded(child, timeout)
+    except ProbeFailed:
         _kill_session(child)
-        raise ProbeFailed(f"no answer within {timeout:g} s, the probe was killed") from None
+        raise
     except BaseException:
         # Interrupted (the caller is shutting down): the child must not outlive us.
         _kill_session(child)
@@ -186,30 +187,63 @@ def _run_probe(python: str, timeout: float) -> dict[str, Any]:
 
     if child.returncode != 0:
         raise ProbeFailed(_failure_reason(child.returncode, err))
-    if len(out) > ANSWER_MAX:
-        raise ProbeFailed(f"the probe's answer exceeds {ANSWER_MAX} bytes")
     try:
         document = json.loads(out)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProbeFailed("the probe's answer is not JSON") from None
     if not isinstance(document, dict):
         raise ProbeFailed("the probe's answer is not a JSON object")
     return document
 
 
+def _read_bounded(child: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:
+    """The child's stdout and the tail of its stderr, read until it exits.
+
+    Raises ProbeFailed when the deadline passes or stdout outgrows ANSWER_MAX; stderr is
+    kept to its last ANSWER_MAX bytes, which is where the reason for a failure is.
+    """
+    import selectors
+    import time
+
+    assert child.stdout is not None and child.stderr is not None
+    deadline = time.monotonic() + timeout
+    out, err = bytearray(), bytearray()
+    buffers = {child.stdout: out, child.stderr: err}
+    with selectors.DefaultSelector() as selector:
+        for stream in buffers:
+            selector.register(stream, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProbeFailed(f"no answer within {timeout:g} s, the probe was killed")
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                buffer = buffers[key.fileobj]  # type: ignore[index]
+                buffer += chunk
+                if buffer is out and len(out) > ANSWER_MAX:
+                    raise ProbeFailed(f"the probe's answer exceeds {ANSWER_MAX} bytes")
+                if buffer is err and len(err) > 2 * ANSWER_MAX:
+                    del err[:-ANSWER_MAX]
+    try:
+        child.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise ProbeFailed(f"no answer within {timeout:g} s, the probe was killed") from None
+    return bytes(out), bytes(err)
+
+
 def _kill_session(child: subprocess.Popen[bytes]) -> None:
     # NB: the child is not reaped yet, so its pid is still its session's and cannot have
-    # been reused by an unrelated process group.
+    # been reused by an unrelated process group. Our ends of the pipes are closed rather
+    # than drained: something that left the session could keep writing forever.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
-    try:
-        child.communicate(timeout=REAP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # Something that left the session still holds a pipe: stop listening to it.
-        for stream in (child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
-        child.wait()
+    for stream in (child.stdout, child.stderr):
+        if stream is not None:
+            stream.close()
+    child.wait()
 
 
 def _failure_reason(returncode: int, stderr: bytes) -> str:

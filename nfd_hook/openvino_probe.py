@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import json
 import os
 import sys
@@ -127,7 +128,7 @@ def _text_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [_text(value)]
     try:
-        items = list(value)[:LIST_MAX]
+        items = list(itertools.islice(value, LIST_MAX))
     except TypeError:
         return []
     return [_text(item) for item in items if isinstance(item, str)]
@@ -140,7 +141,8 @@ def describe(runtime: Runtime, device_class: str = DEVICE_CLASS) -> dict[str, An
     are still described: one bad stick must not hide the rest.
     """
     try:
-        listed = [_text(name) for name in list(runtime.core.available_devices)[:LIST_MAX]]
+        listed = [_text(name) for name in
+                  itertools.islice(runtime.core.available_devices, LIST_MAX)]
     except Exception as exc:  # native runtimes raise what they like
         raise ProbeError(f"{runtime.api} cannot list devices: {last_line(exc)}") from exc
 

@@ -138,3 +138,11 @@ def test_an_empty_root_is_a_usage_error() -> None:
 
     assert (result.code, result.out) == (2, "")
     assert result.err.endswith("error: --sysfs-root must not be empty\n")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1"])
+def test_a_bad_openvino_timeout_is_a_usage_error(value: str) -> None:
+    result = run_process("--openvino-timeout", value, "--openvino", "on")
+
+    assert (result.code, result.out) == (2, "")
+    assert result.err.endswith("error: --openvino-timeout must be a number from 1 to 600\n")

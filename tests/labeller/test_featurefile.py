@@ -163,3 +163,23 @@ def test_a_file_over_nfds_limit_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="over NFD's limit"):
         featurefile.FeatureFile(str(tmp_path), expiry=600).write(many, NOW)
+
+
+@pytest.mark.parametrize("target", ["elsewhere", "features.d itself"])
+def test_a_symlinked_temp_directory_is_refused(tmp_path: Path, target: str) -> None:
+    features = tmp_path / "features.d"
+    features.mkdir()
+    victim_dir = tmp_path / "victim"
+    victim_dir.mkdir()
+    other = (victim_dir if target == "elsewhere" else features) / "other-vendor.conf"
+    other.write_text("x\n")
+    os.utime(other, (NOW - 3600, NOW - 3600))
+    (features / ".ncs2-tmp").symlink_to(victim_dir if target == "elsewhere" else ".")
+    file = featurefile.FeatureFile(str(features), expiry=600)
+
+    with pytest.raises(OSError, match=r"\.ncs2-tmp is not a plain directory"):
+        file.write(FEATURES, NOW)
+
+    assert other.read_text() == "x\n"
+    assert sorted(p.name for p in features.iterdir()) == (
+        [".ncs2-tmp"] if target == "elsewhere" else [".ncs2-tmp", "other-vendor.conf"])

@@ -341,12 +341,14 @@ def test_environment_twins_are_checked_like_flags() -> None:
             raise AssertionError(f"{env} was accepted")
 
 
-def test_an_empty_twin_is_unset() -> None:
+def test_an_empty_twin_is_unset_except_the_metrics_address() -> None:
     from labeller import settings
 
-    config = settings.parse([], env={"NODE_NAME": "n1", "NCS2_NODE_NAME": ""})
+    config = settings.parse([], env={"NODE_NAME": "n1", "NCS2_NODE_NAME": "",
+                                     "NCS2_METRICS_ADDRESS": ""})
 
     assert config.node_name == "n1"
+    assert config.metrics_address == ""
 
 
 def test_environment_twins_configure_the_labeller(tmp_path: Path) -> None:

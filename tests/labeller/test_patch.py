@@ -94,12 +94,17 @@ def test_server_text_is_one_bounded_printable_line() -> None:
 
 def test_answers_that_are_not_json_are_temporary_and_bad_headers_permanent() -> None:
     not_json = kube.translate(kube.NotJson(), "n1", "get")
-    bad_header = kube.translate(ValueError("Invalid header value b'Bearer a\\nb'"), "n1", "get")
+    bad_header = kube.translate(ValueError("Invalid header value b'Bearer SECRET\\n'"), "n1",
+                                "get")
 
     assert isinstance(not_json, kube.Temporary)
     assert str(not_json) == "get node n1: the server's answer is not a JSON object"
     assert isinstance(bad_header, kube.Permanent)
-    assert str(bad_header) == "cannot get node n1: Invalid header value b'Bearer a\\nb'"
+    assert str(bad_header) == ("cannot get node n1: the request has an invalid header (check "
+                               "the token or kubeconfig for a stray newline)")
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert str(kube.translate(kube.HttpFailure(400, "Bad Request", deep, {}), "n1", "get")) \
+        == "get node n1 failed with 400: "
 
 
 def test_a_deeply_nested_answer_is_not_json_to_us() -> None:

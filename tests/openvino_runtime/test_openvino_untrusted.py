@@ -222,3 +222,26 @@ def test_the_probe_keeps_to_python_3_7_syntax() -> None:
 
     source = Path(openvino.PROBE_PATH).read_text()
     ast.parse(source, feature_version=(3, 7))
+
+
+def test_an_endless_answer_is_cut_at_the_cap_not_read_whole(tmp_path: Path) -> None:
+    import time
+
+    chatter = tmp_path / "chatter"
+    chatter.write_text("#!/bin/sh\nexec yes\n")
+    chatter.chmod(0o755)
+
+    started = time.monotonic()
+    result = openvino.query("on", timeout=5, python=str(chatter))
+
+    assert time.monotonic() - started < 3
+    assert result.note == (
+        f"OpenVINO query failed: the probe's answer exceeds {openvino.ANSWER_MAX} bytes; "
+        f"{openvino.FALLBACK}")
+
+
+def test_a_deeply_nested_answer_is_not_json(fake_python: Callable[..., str]) -> None:
+    result = openvino.query("on", python=fake_python(b"[" * 100_000 + b"]" * 100_000))
+
+    assert result.note == f"OpenVINO query failed: the probe's answer is not JSON; " \
+        f"{openvino.FALLBACK}"
