@@ -20,6 +20,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from labeller.settings import parse_address
+
 log = logging.getLogger(__name__)
 
 
@@ -51,14 +53,6 @@ CLIENT_DEADLINE = 3.0
 # process's file descriptors (which the feature file and the scans need).
 MAX_CONNECTIONS = 64
 LISTEN_BACKLOG = 64
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """`[host]:port` to a bind address; ValueError when malformed."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise ValueError(f"not [HOST]:PORT: {address[:60]!r}")
-    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 class _Server(ThreadingHTTPServer):
@@ -152,7 +146,7 @@ def serve(address: str, probes: Probes) -> ThreadingHTTPServer:
             # Probes hit this every few seconds; access logs would drown the events.
             return
 
-    server = _Server(*parse_address(address), Handler)
+    server = _Server(*parse_address(address), Handler)  # validated with the settings
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     host, port = server.server_address[:2]

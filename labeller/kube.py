@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from labeller import metrics
 from nfd_hook import __version__, labels
+from nfd_hook.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +117,7 @@ def _status_message(body: str | bytes | None) -> str:
         message = json.loads(body or "").get("message", "")
     except (ValueError, AttributeError, RecursionError):
         message = ""
-    return one_line(str(message))
-
-
-def one_line(text: str) -> str:
-    """Server-supplied text made safe for one log line: printable, bounded."""
-    printable = "".join(c if c.isprintable() else " " for c in text[:MESSAGE_MAX * 2])
-    return " ".join(printable.split())[:MESSAGE_MAX]
+    return one_line(str(message), MESSAGE_MAX)
 
 
 def translate(exc: Exception, node: str, verb: str) -> ApiError:
@@ -132,7 +127,7 @@ def translate(exc: Exception, node: str, verb: str) -> ApiError:
 
     if isinstance(exc, (ApiException, HttpFailure)) and not exc.status:
         # The client reports TLS failures as an ApiException without a status.
-        reason = one_line(str(exc.reason or ""))
+        reason = one_line(str(exc.reason or ""), MESSAGE_MAX)
         return Temporary(f"{verb} node {node} failed: {reason or 'no answer'}")
     if isinstance(exc, (ApiException, HttpFailure)):
         status = exc.status
@@ -148,7 +143,7 @@ def translate(exc: Exception, node: str, verb: str) -> ApiError:
             return Permanent(f"the server rejected the {verb} of node {node}: {detail}")
         if status == 429 or status == 409 or status >= 500:
             retry_after = _retry_after(exc)
-            reason = one_line(str(exc.reason or "")) or "error"
+            reason = one_line(str(exc.reason or ""), MESSAGE_MAX) or "error"
             return Temporary(f"{verb} node {node} failed with {status} {reason}",
                              retry_after)
         return Permanent(f"{verb} node {node} failed with {status}: {detail}")

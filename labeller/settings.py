@@ -186,6 +186,14 @@ _NODE_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
 NODE_NAME_MAX = 253
 
 
+def parse_address(address: str) -> tuple[str, int]:
+    """`[host]:port` to a bind address; ValueError when malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f"not [HOST]:PORT: {address[:60]!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -209,10 +217,11 @@ def _check(s: Settings) -> None:
         if not least <= value <= most:  # also false for NaN
             raise UsageError(f"{_flag(name)} must be a number from {least:g} to {most:g}")
     if s.metrics_address:
-        _, sep, port = s.metrics_address.rpartition(":")
-        if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        try:
+            parse_address(s.metrics_address)
+        except ValueError:
             raise UsageError(f"--metrics-address must be [HOST]:PORT or empty, "
-                             f"not {s.metrics_address[:60]!r}")
+                             f"not {s.metrics_address[:60]!r}") from None
     for name in ("sysfs_root", "features_dir"):
         if not getattr(s, name).strip():
             raise UsageError(f"{_flag(name)} must not be empty")

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from nfd_hook import catalogue, discovery, labels, sysfs
 from nfd_hook import openvino_probe as probe
+from nfd_hook.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ MODES = (MODE_AUTO, MODE_ON, MODE_OFF)
 # answered in 10 s is stuck (the MYRIAD plugin's own boot wait is 15 s, and listing
 # never boots a stick).
 DEFAULT_TIMEOUT = 10.0
-# How long to wait for the killed session's pipes to close before giving up on them.
-REAP_TIMEOUT = 2.0
 PROBE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openvino_probe.py")
 
 # Bounds on the child's answer. A real answer is well under 1 KiB per device.
@@ -117,13 +116,6 @@ def port_of(device_name: str) -> str | None:
     return port if sysfs.is_device_name(port) else None
 
 
-def one_line(text: str, limit: int) -> str:
-    """Untrusted text as one printable line of at most `limit` characters."""
-    # Only the head is looked at, with room for whitespace that collapsing will remove.
-    printable = "".join(c if c.isprintable() else " " for c in text[: limit * 4])
-    return " ".join(printable.split())[:limit].rstrip()
-
-
 def query(mode: str, timeout: float = DEFAULT_TIMEOUT,
           python: str = sys.executable) -> QueryResult:
     """Ask the runtime importable by `python` about its MYRIAD devices.
@@ -173,17 +165,18 @@ def _run_probe(python: str, timeout: float) -> dict[str, Any]:
         raise ProbeFailed(f"cannot run {one_line(python, NAME_MAX)}: "
                           f"{exc.strerror or type(exc).__name__}") from exc
 
-    # A hung or chattering runtime is killed with its whole session, then reaped, never
-    # left behind; what it prints is read with a deadline and a cap, never in full.
+    # A hung or chattering runtime, or an interrupted caller, gets the whole session
+    # killed and reaped, never left behind; what it prints is read with a deadline and a
+    # cap, never in full. The pipes are closed either way: the labeller asks many times.
     try:
         out, err = _read_bounded(child, timeout)
-    except ProbeFailed:
-        _kill_session(child)
-        raise
     except BaseException:
-        # Interrupted (the caller is shutting down): the child must not outlive us.
         _kill_session(child)
         raise
+    finally:
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
 
     if child.returncode != 0:
         raise ProbeFailed(_failure_reason(child.returncode, err))
@@ -236,13 +229,11 @@ def _read_bounded(child: subprocess.Popen[bytes], timeout: float) -> tuple[bytes
 
 def _kill_session(child: subprocess.Popen[bytes]) -> None:
     # NB: the child is not reaped yet, so its pid is still its session's and cannot have
-    # been reused by an unrelated process group. Our ends of the pipes are closed rather
-    # than drained: something that left the session could keep writing forever.
+    # been reused by an unrelated process group. Our ends of the pipes are closed (by
+    # the caller) rather than drained: something that left the session could keep
+    # writing forever.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
-    for stream in (child.stdout, child.stderr):
-        if stream is not None:
-            stream.close()
     child.wait()
 
 
