@@ -37,6 +37,9 @@ def start_on_bed(bed: Testbed, kubeconfig: Path, features_dir: Path
             "--node-name", NODE, "--kubeconfig", str(kubeconfig),
             "--sysfs-root", str(bed.sysfs_root), "--features-dir", str(features_dir),
             "--debounce", debounce, "--removal-grace", grace, "--resync-interval", resync,
+            # The runtime query (a 68 MB child, tests/openvino_runtime) would stall the
+            # loop; umockdev aborts when a listener stops reading during a storm.
+            "--openvino", "off",
         ], env=child_env(bed))
         started.append(proc)
         bed.wait_for_listeners(1, timeout=20)
@@ -136,7 +139,9 @@ def test_boot_re_enumeration_changes_nothing(
 def test_a_storm_of_events_gives_one_update(
     bed: Testbed, api: FakeApiServer, start_on_bed: Start, features_dir: Path
 ) -> None:
-    labeller = start_on_bed(debounce="0.5")
+    # The storm is cut into updates 5 debounce periods after its first event; on a busy
+    # machine sending 50 uevents through the bed can take a few seconds.
+    labeller = start_on_bed(debounce="1")
     written = writes(labeller)
     scans = labeller.metric("ncs2_bus_scans_total", 'reason="event"') or 0.0
 
@@ -145,8 +150,8 @@ def test_a_storm_of_events_gives_one_update(
         bed.uevent(sticks[i % 4], "change")
     # 4 x (add, bind) + 42 change = 50 events
     assert labeller.wait_for_log("Received a USB change event", timeout=10, count=42)
-    assert api.wait_for(lambda s: len(s.patches(NODE)) == 1, timeout=10)
-    time.sleep(1.0)  # a second update would come within one debounce
+    assert api.wait_for(lambda s: len(s.patches(NODE)) >= 1, timeout=10)
+    time.sleep(1.5)  # a second update would come within one debounce
 
     assert len(api.patches(NODE)) == 1
     assert writes(labeller) == written + 1
